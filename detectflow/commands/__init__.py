@@ -1,0 +1,1 @@
+"""One module per `detectflow` subcommand (see detectflow/cli.py)."""

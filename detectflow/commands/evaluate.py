@@ -1,0 +1,15 @@
+"""`detectflow evaluate` (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate (not implemented yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SystemExit("detectflow evaluate: not implemented yet")

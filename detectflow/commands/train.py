@@ -1,0 +1,15 @@
+"""`detectflow train` (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train (not implemented yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SystemExit("detectflow train: not implemented yet")
