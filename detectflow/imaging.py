@@ -41,6 +41,9 @@ class ImageLimits:
     min_side: int = MIN_SIDE
 
 
+DEFAULT_LIMITS = ImageLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class ImageInfo:
     """What sniffing the header told us, before any pixel is decoded."""
@@ -51,7 +54,7 @@ class ImageInfo:
     mime_type: str
 
 
-def sniff_image(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageInfo:
+def sniff_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ImageInfo:
     """Check type, byte size and declared pixel count from the header alone (cheap)."""
     if not data:
         raise ImageError("empty", "The file is empty (0 bytes).")
@@ -94,7 +97,7 @@ def sniff_image(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageInfo:
 
 def decode_image(
     data: bytes,
-    limits: ImageLimits = ImageLimits(),
+    limits: ImageLimits = DEFAULT_LIMITS,
     draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Decode untrusted bytes into an upright RGB image.
@@ -105,7 +108,7 @@ def decode_image(
     """
     sniff_image(data, limits)
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         if draft_size is not None and img.format == "JPEG" and _orientation(img) in (0, 1):
             img.draft("RGB", draft_size)
         img.load()
@@ -148,7 +151,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(source: str | Path | bytes | Image.Image, limits: ImageLimits = ImageLimits()
+def load_image(source: str | Path | bytes | Image.Image, limits: ImageLimits = DEFAULT_LIMITS
                ) -> Image.Image:
     """Path, bytes or PIL image -> upright RGB image (files are read and checked like uploads)."""
     if isinstance(source, Image.Image):
@@ -185,12 +188,12 @@ class Letterbox:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Letterbox:
-        ow, oh = data["original_size"]  # type: ignore[misc]
-        iw, ih = data["input_size"]  # type: ignore[misc]
+        original = [int(v) for v in data["original_size"]]  # type: ignore[attr-defined]
+        model_input = [int(v) for v in data["input_size"]]  # type: ignore[attr-defined]
         return cls(
             scale=float(data["scale"]),  # type: ignore[arg-type]
-            original_size=(int(ow), int(oh)),
-            input_size=(int(iw), int(ih)),
+            original_size=(original[0], original[1]),
+            input_size=(model_input[0], model_input[1]),
         )
 
 

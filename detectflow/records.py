@@ -57,4 +57,8 @@ class ResultRecord(BaseModel):
     model: ModelRef | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: ErrorInfo | None = None
-    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    created: str = Field(default_factory=lambda: _now_iso())
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from detectflow.detection import Detection
-from detectflow.imaging import ImageLimits, Letterbox, letterbox, load_image
+from detectflow.imaging import DEFAULT_LIMITS, ImageLimits, Letterbox, letterbox, load_image
 from detectflow.model.decode import decode_centernet
 from detectflow.model.manifest import Manifest
 
@@ -91,7 +91,7 @@ class Detector:
         return self.manifest.classes
 
     def prepare(
-        self, image: ImageSource, limits: ImageLimits = ImageLimits()
+        self, image: ImageSource, limits: ImageLimits = DEFAULT_LIMITS
     ) -> tuple[npt.NDArray[np.uint8], Letterbox]:
         """Decode + orient + letterbox an image into model-input pixels (uint8 HxWx3)."""
         return letterbox(load_image(image, limits), self.input_size)

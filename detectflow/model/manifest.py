@@ -38,8 +38,8 @@ class Decoding(BaseModel):
     type: Literal["centernet_ltrb"] = "centernet_ltrb"
     stride: int = 4
     ltrb_unit_px: float = 16.0
-    heatmap_output: int = Field(0, description="index into the interpreter's output details")
-    ltrb_output: int = Field(1, description="index into the interpreter's output details")
+    heatmap_output: int = Field(default=0, description="index into the output details")
+    ltrb_output: int = Field(default=1, description="index into the output details")
     score_threshold: float = 0.3
     nms_iou: float = 0.6
     max_detections: int = 100
