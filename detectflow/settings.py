@@ -1,0 +1,136 @@
+"""One typed settings object, read from the environment, that fails fast when misconfigured.
+
+Environment variables are `DETECTFLOW_<FIELD>` (e.g. DETECTFLOW_STORAGE=gcs), except the
+standard Google ones, read under their usual names: GOOGLE_CLOUD_PROJECT, STORAGE_EMULATOR_HOST,
+PUBSUB_EMULATOR_HOST.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detectflow.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
+from detectflow.topology import BUCKET_NAMES, TOPIC_NAMES
+
+StorageBackend = Literal["local", "gcs", "s3"]
+BusBackend = Literal["memory", "pubsub"]
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot work; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DETECTFLOW_", extra="ignore", populate_by_name=True
+    )
+
+    storage: StorageBackend = Field("local", description="where blobs live")
+    bus: BusBackend = Field("memory", description="how events travel between stages")
+    data_dir: Path = Field(Path("var/detectflow"), description="root of the local storage")
+
+    project: str | None = Field(
+        None, validation_alias=AliasChoices("DETECTFLOW_PROJECT", "GOOGLE_CLOUD_PROJECT"),
+        description="Google Cloud project (Pub/Sub and GCS)",
+    )
+    storage_emulator_host: str | None = Field(
+        None, validation_alias=AliasChoices("STORAGE_EMULATOR_HOST"),
+        description="e.g. http://127.0.0.1:4443 (fake-gcs-server)",
+    )
+    pubsub_emulator_host: str | None = Field(
+        None, validation_alias=AliasChoices("PUBSUB_EMULATOR_HOST"),
+        description="e.g. 127.0.0.1:8085 (Google's Pub/Sub emulator)",
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint; None = AWS")
+    s3_region: str = "us-east-1"
+
+    uploads_bucket: str = BUCKET_NAMES["uploads"]
+    work_bucket: str = BUCKET_NAMES["work"]
+    results_bucket: str = BUCKET_NAMES["results"]
+    models_bucket: str = BUCKET_NAMES["models"]
+
+    uploads_topic: str = TOPIC_NAMES["uploads"]
+    prepared_topic: str = TOPIC_NAMES["prepared"]
+    results_topic: str = TOPIC_NAMES["results"]
+    dead_letter_topic: str = TOPIC_NAMES["dead_letter"]
+
+    model_name: str = Field("bccd", description="model in the models bucket to serve")
+    model_version: str | None = Field(None, description="pin a version; None follows LATEST")
+    model_cache_dir: Path = Field(
+        Path("/tmp/detectflow-models"), description="local copies of downloaded bundles"
+    )
+    model_check_seconds: float = Field(
+        10.0, ge=0, description="how often a running instance looks for a newer version"
+    )
+    max_image_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
+
+    @field_validator("storage_emulator_host")
+    @classmethod
+    def _emulator_url_has_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"STORAGE_EMULATOR_HOST={value!r} must include the scheme, e.g. http://{value}"
+            )
+        return value
+
+    @field_validator("pubsub_emulator_host")
+    @classmethod
+    def _pubsub_host_has_no_scheme(cls, value: str | None) -> str | None:
+        if value and "://" in value:
+            raise ValueError(f"PUBSUB_EMULATOR_HOST={value!r} must be host:port, no scheme")
+        return value
+
+    @model_validator(mode="after")
+    def _backends_are_configured(self) -> Self:
+        needs_project = [what for what, used in
+                         (("storage=gcs", self.storage == "gcs"),
+                          ("bus=pubsub", self.bus == "pubsub")) if used]
+        if needs_project and not self.project:
+            raise ValueError(
+                f"{' and '.join(needs_project)} need a Google Cloud project: set "
+                "GOOGLE_CLOUD_PROJECT (any name works with the emulators)"
+            )
+        return self
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @property
+    def uses_emulators(self) -> bool:
+        return bool(self.storage_emulator_host or self.pubsub_emulator_host)
+
+    def bucket_names(self) -> dict[str, str]:
+        return {"uploads": self.uploads_bucket, "work": self.work_bucket,
+                "results": self.results_bucket, "models": self.models_bucket}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; `overrides` win. Raises SettingsError with a clear message.
+
+    Keyword overrides use field names (`storage="gcs"`), whatever the environment says.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise SettingsError(f"Invalid detectflow settings: {problems}") from err
+
+
+def load_function_settings() -> Settings:
+    """Settings for a deployed function: GCS + Pub/Sub unless the environment says otherwise."""
+    defaults: dict[str, object] = {}
+    if "DETECTFLOW_STORAGE" not in os.environ:
+        defaults["storage"] = "gcs"
+    if "DETECTFLOW_BUS" not in os.environ:
+        defaults["bus"] = "pubsub"
+    return load_settings(**defaults)
