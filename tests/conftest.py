@@ -1,0 +1,39 @@
+"""Fixtures shared by every test file (keep this small: one fixture per shared resource)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+REPO_ROOT = TESTS_DIR.parent
+sys.path.insert(0, str(TESTS_DIR))  # `from synthetic import make_voc_dataset` from any test
+
+from synthetic import make_voc_dataset  # noqa: E402
+
+BCCD_BUNDLE = REPO_ROOT / "models" / "bccd"
+
+
+@pytest.fixture
+def voc_root(tmp_path: Path) -> Path:
+    """A clean synthetic dataset in the standard VOC layout: 10 images, 3 classes (~40 ms)."""
+    return make_voc_dataset(tmp_path / "voc", n_images=10)
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """Four BCCD test-split images with their VOC XML (tests/data/samples/README.md)."""
+    return TESTS_DIR / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def bccd_bundle() -> Path:
+    """The committed BCCD model bundle; under CI=true its absence is a failure, not a skip."""
+    if not (BCCD_BUNDLE / "manifest.json").is_file():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the committed model bundle {BCCD_BUNDLE} is missing")
+        pytest.skip(f"{BCCD_BUNDLE} not committed yet")
+    return BCCD_BUNDLE
