@@ -1,0 +1,143 @@
+"""Response models, one per resource. Boxes are `xyxy` in pixels of the original image."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ImageStatus = Literal["queued", "processing", "done", "failed"]
+
+BOX_XYXY_DESCRIPTION = (
+    "xyxy: [x_min, y_min, x_max, y_max] in pixels of the original image (after its EXIF "
+    "orientation, i.e. as a viewer shows it); x to the right, y down, origin top-left."
+)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable reason, e.g. `not_an_image`.")
+    message: str = Field(description="A sentence a person understands.")
+    details: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per-field or per-file specifics, when there are any."
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer of the API has this shape, whatever its status code."""
+
+    error: ErrorBody
+
+
+class ImageRef(BaseModel):
+    id: str = Field(description="32 hex characters; sorts by upload time.")
+    status: ImageStatus
+    url: str = Field(description="Where to poll for the result (GET).")
+    filename: str | None = Field(default=None, description="The file name as uploaded, made safe.")
+
+
+class UploadAccepted(BaseModel):
+    images: list[ImageRef] = Field(description="One entry per uploaded file, in request order.")
+
+
+class DetectionOut(BaseModel):
+    label: str = Field(description="Class name, one of the model's classes.")
+    class_id: int = Field(description="Index into the model's `classes`.")
+    score: float = Field(ge=0.0, le=1.0, description="Confidence in [0, 1].")
+    box: tuple[float, float, float, float] = Field(description=BOX_XYXY_DESCRIPTION)
+
+
+class ImageSizeOut(BaseModel):
+    width: int
+    height: int
+
+
+class ModelRefOut(BaseModel):
+    name: str
+    version: str
+
+
+class ImageLinks(BaseModel):
+    self: str
+    original: str = Field(description="The uploaded file, as stored.")
+    annotated: str = Field(description="JPEG with the boxes drawn server-side (when done).")
+    events: str = Field(description="Server-Sent Events stream of this image's status.")
+
+
+class ImageDetail(BaseModel):
+    id: str
+    status: ImageStatus = Field(
+        description="queued (stored, not yet picked up) → processing → done | failed."
+    )
+    filename: str | None = None
+    created: str | None = Field(default=None, description="Upload time, ISO 8601 UTC.")
+    box_format: Literal["xyxy"] = Field(
+        default="xyxy", description="Format of every `box`: " + BOX_XYXY_DESCRIPTION
+    )
+    image: ImageSizeOut | None = Field(default=None, description="Original image size (when done).")
+    detections: list[DetectionOut] = Field(
+        default_factory=list, description="Best score first; empty unless done."
+    )
+    model: ModelRefOut | None = Field(
+        default=None, description="The model that produced the result."
+    )
+    timings_ms: dict[str, float] = Field(
+        default_factory=dict, description="Milliseconds per pipeline stage."
+    )
+    error: ErrorBody | None = Field(
+        default=None, description="Why processing failed (status failed)."
+    )
+    links: ImageLinks
+
+
+class ImageSummary(BaseModel):
+    id: str
+    status: ImageStatus
+    filename: str | None = None
+    created: str | None = None
+    detection_count: int | None = Field(
+        default=None, description="Number of detections, when done."
+    )
+    url: str
+
+
+class ImageList(BaseModel):
+    images: list[ImageSummary] = Field(description="Newest first.")
+    next: str | None = Field(
+        default=None,
+        description="Pass as `before` to get the next (older) page; null on the last page.",
+    )
+
+
+class ModelMetrics(BaseModel):
+    map50: float | None = Field(
+        default=None, description="COCO-style mAP at IoU 0.5 on the test split."
+    )
+    map50_95: float | None = Field(default=None, description="mAP averaged over IoU 0.5:0.95.")
+    per_class_ap50: dict[str, float] = Field(default_factory=dict)
+
+
+class ClassInfo(BaseModel):
+    id: int
+    name: str
+    color: str = Field(description="CSS colour used for this class, on the page and server-side.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    created: str
+    export: str = Field(description="Which export is served, e.g. `int8`.")
+    input_size: tuple[int, int] = Field(description="Model input (width, height) in pixels.")
+    classes: list[ClassInfo]
+    score_threshold: float = Field(description="Detections below this score are not reported.")
+    metrics: ModelMetrics
+    size_bytes: int | None = Field(default=None, description="Size of the served model file.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo] = Field(description="The served model; empty while none is loaded.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: ModelRefOut | None = Field(default=None, description="The served model, once loaded.")
