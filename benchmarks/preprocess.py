@@ -1,0 +1,118 @@
+"""Benchmark: the preprocessing cache build (decode + EXIF + letterbox) with 1 vs N processes.
+
+    .venv/bin/python benchmarks/preprocess.py --data ../shared/data/bccd --split trainval
+
+Every run is cold (a fresh temporary cache folder), runs alternate between the settings so
+drift on a busy machine hits both alike, and each setting reports its median. The measured
+time is the whole `build_cache` call a user waits for: hashing, workers, assembly, write.
+Prints a table and writes it to docs/benchmarks.md between the `preprocess` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from detectflow.voc import Annotation, load_voc
+from trainer.cache import build_cache
+
+SECTION = "preprocess"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/bccd", help="VOC dataset folder")
+    parser.add_argument("--split", default="trainval")
+    parser.add_argument("--input-size", default="384x288", help="WxH (default: %(default)s)")
+    parser.add_argument("--workers", default="1,2", help="process counts to compare")
+    parser.add_argument("--runs", type=int, default=3, help="cold runs per setting")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    return parser.parse_args()
+
+
+def timed_build(items: Sequence[Annotation], input_size: tuple[int, int], workers: int) -> float:
+    with tempfile.TemporaryDirectory() as cache_dir:
+        start = time.perf_counter()
+        build_cache(items, input_size, cache_dir, workers=workers, progress=False)
+        return time.perf_counter() - start
+
+
+def timed_hit(items: Sequence[Annotation], input_size: tuple[int, int]) -> float:
+    with tempfile.TemporaryDirectory() as cache_dir:
+        build_cache(items, input_size, cache_dir, workers=1, progress=False)
+        start = time.perf_counter()
+        build_cache(items, input_size, cache_dir, workers=1, progress=False)
+        return time.perf_counter() - start
+
+
+def measure(args: argparse.Namespace) -> tuple[str, str]:
+    width, height = (int(v) for v in args.input_size.lower().split("x"))
+    items = load_voc(args.data).split(args.split)
+    settings = [int(w) for w in args.workers.split(",")]
+    times: dict[int, list[float]] = {w: [] for w in settings}
+    timed_build(items[:8], (width, height), 1)  # warm imports and the page cache
+    load_before = os.getloadavg()[0]
+    for _ in range(args.runs):
+        for workers in settings:
+            times[workers].append(timed_build(items, (width, height), workers))
+    hit = statistics.median(timed_hit(items, (width, height)) for _ in range(args.runs))
+    base = statistics.median(times[settings[0]])
+    rows = [
+        "| processes | median s | runs (s) | images/s | speed-up vs 1 |",
+        "|---:|---:|---|---:|---:|",
+    ]
+    for workers in settings:
+        median = statistics.median(times[workers])
+        runs = ", ".join(f"{t:.2f}" for t in times[workers])
+        rows.append(f"| {workers} | {median:.2f} | {runs} | {len(items) / median:.0f} | "
+                    f"{base / median:.2f}x |")
+    rows.append(f"| cache hit | {hit:.3f} | | | {base / hit:.0f}x |")
+    context = (
+        f"{Path(args.data).name} `{args.split}`: {len(items)} images -> {width}x{height} "
+        f"letterbox; {args.runs} cold runs per setting, alternating; median. "
+        f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+        f"Python {platform.python_version()}; measured {time.strftime('%Y-%m-%d')}, "
+        f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after. "
+        "Workers are spawned processes (fork is unsafe once TensorFlow runs), so the "
+        "2-process time includes starting them; other work on the machine adds noise."
+    )
+    return context, "\n".join(rows)
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace (or append) this script's section, keeping every other section as it was."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body}\n{end}"
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
+        text.rstrip("\n") + "\n\n" + block + "\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def main() -> None:
+    args = parse_args()
+    context, table = measure(args)
+    print(context)
+    print(table)
+    if not args.no_write:
+        command = "`.venv/bin/python benchmarks/preprocess.py " + \
+                  f"--data {args.data} --split {args.split} --input-size {args.input_size}`"
+        body = f"## Preprocessing cache: 1 vs N processes\n\n{command}\n\n{context}\n\n{table}"
+        write_section(DOCS, SECTION, body)
+        print(f"written to {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
