@@ -1,0 +1,100 @@
+# The trainer: an Artifact Registry repository for its image (and the web app's), its own
+# service account, and the Vertex AI custom job spec, rendered to a file for
+# `gcloud ai custom-jobs create --config` (Terraform has no resource for one-off custom jobs).
+
+resource "google_artifact_registry_repository" "images" {
+  #checkov:skip=CKV_GCP_84:Container images hold no user data; Google-managed encryption is enough here. Add kms_key_name where policy requires CMEK.
+  project       = var.project_id
+  location      = var.region
+  repository_id = var.name_prefix
+  format        = "DOCKER"
+  description   = "detectflow images: trainer (GPU) and web app"
+  labels        = var.labels
+
+  # Keep the 10 newest versions of each image; untagged leftovers go after 30 days.
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 10
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old-untagged"
+    action = "DELETE"
+    condition {
+      tag_state  = "UNTAGGED"
+      older_than = "2592000s"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "trainer" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-trainer"
+  display_name = "detectflow: Vertex AI training jobs"
+}
+
+# Reads datasets, writes runs (checkpoints, exports) in the training bucket.
+resource "google_storage_bucket_iam_member" "trainer_training" {
+  bucket = google_storage_bucket.training.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.trainer.email}"
+}
+
+# Publishes bundles (<name>/<version>/..., then <name>/LATEST, which it overwrites).
+resource "google_storage_bucket_iam_member" "trainer_models" {
+  bucket = google_storage_bucket.pipeline["models"].name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.trainer.email}"
+}
+
+locals {
+  trainer_image = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}/trainer:${var.trainer_image_tag}"
+  trainer_data  = var.trainer_data_uri != "" ? var.trainer_data_uri : "/gcs/${google_storage_bucket.training.name}/datasets/${var.model_name}"
+
+  trainer_machine = merge(
+    { machineType = var.trainer_machine_type },
+    var.trainer_gpus_per_replica > 0 ? {
+      acceleratorType  = var.trainer_accelerator_type
+      acceleratorCount = var.trainer_gpus_per_replica
+    } : {},
+  )
+  trainer_container = {
+    imageUri = local.trainer_image
+    # The image's entrypoint is `detectflow train`; these are its arguments. Every replica
+    # runs the same command; with several machines, TF_CONFIG (set by Vertex AI: pool 0 is
+    # the "chief", pool 1 the "worker"s) makes it MultiWorkerMirroredStrategy.
+    args = concat([
+      "--data", local.trainer_data,
+      "--out", "/gcs/${google_storage_bucket.training.name}/runs/${var.model_name}",
+      "--name", var.model_name,
+    ], var.trainer_args)
+  }
+
+  # Worker pool 0: the chief, exactly one replica. Worker pool 1: the other N-1 machines.
+  trainer_job_spec = {
+    workerPoolSpecs = concat(
+      [{ machineSpec = local.trainer_machine, replicaCount = 1, containerSpec = local.trainer_container }],
+      var.trainer_replicas > 1 ? [{
+        machineSpec   = local.trainer_machine
+        replicaCount  = var.trainer_replicas - 1
+        containerSpec = local.trainer_container
+      }] : [],
+    )
+    serviceAccount = google_service_account.trainer.email
+  }
+}
+
+resource "local_file" "trainer_job_spec" {
+  filename        = "${path.module}/${var.trainer_job_spec_path}"
+  file_permission = "0644"
+  content = join("\n", [
+    "# Vertex AI CustomJobSpec, rendered by Terraform (infra/terraform/trainer.tf). Run with:",
+    "#   gcloud ai custom-jobs create --project=${var.project_id} --region=${var.region} \\",
+    "#     --display-name=${var.name_prefix}-train-${var.model_name} --config=THIS_FILE",
+    yamlencode(local.trainer_job_spec),
+  ])
+}

@@ -1,0 +1,218 @@
+# ---------------------------------------------------------------------------------------------
+# Where and under which names.
+# ---------------------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "Google Cloud project that holds everything."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the buckets, the functions, the web app and the trainer jobs."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of service accounts, functions, the web app and the image repository."
+  type        = string
+  default     = "detectflow"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
+    error_message = "name_prefix: 2-15 characters, lower-case letters, digits and '-', starting with a letter (it ends up in service account ids, which allow 30)."
+  }
+}
+
+variable "bucket_prefix" {
+  description = "Prefix of the bucket names (bucket names are global). Empty: the project id."
+  type        = string
+  default     = ""
+}
+
+variable "labels" {
+  description = "Labels set on buckets, topics, functions and the web app."
+  type        = map(string)
+  default     = { app = "detectflow" }
+}
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline topology: GENERATED from detectflow/topology.py into topology.auto.tfvars.json
+# (`python infra/topology_tfvars.py`). Edit the Python, never the JSON: the local emulator
+# setup reads the same description, and tests/test_infra.py fails when the two differ.
+# ---------------------------------------------------------------------------------------------
+
+variable "topology" {
+  description = "Buckets, topics, push subscriptions and functions of the event pipeline (generated)."
+  type = object({
+    profile = string
+    buckets = list(object({
+      role              = string
+      name              = string
+      versioning        = bool
+      delete_after_days = number
+      notify_topic      = string
+    }))
+    topics = list(object({
+      role                      = string
+      name                      = string
+      message_retention_seconds = number
+    }))
+    subscriptions = list(object({
+      name                 = string
+      topic                = string
+      push_function        = string
+      ack_deadline_seconds = number
+      retry = object({
+        minimum_backoff_seconds = number
+        maximum_backoff_seconds = number
+      })
+      dead_letter_topic     = string
+      max_delivery_attempts = number
+    }))
+    functions = list(object({
+      name            = string
+      source          = string
+      target          = string
+      reads           = list(string)
+      writes          = list(string)
+      publishes       = list(string)
+      memory_mb       = number
+      concurrency     = number
+      min_instances   = number
+      max_instances   = number
+      timeout_seconds = number
+    }))
+    notes = map(string)
+  })
+
+  validation {
+    condition     = var.topology.profile == "cloud"
+    error_message = "topology.auto.tfvars.json must hold the \"cloud\" profile; regenerate it with `python infra/topology_tfvars.py`."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Functions (Cloud Run functions, 2nd gen). Memory, concurrency and instance counts come from
+# the topology; these are the cloud-only knobs.
+# ---------------------------------------------------------------------------------------------
+
+variable "function_runtime" {
+  description = "Python runtime of the functions (detectflow needs >= 3.11)."
+  type        = string
+  default     = "python312"
+}
+
+variable "function_cpu" {
+  description = "vCPUs per function instance. Decoding and int8 inference are CPU-bound: one full vCPU per request (concurrency 1) is the unit that scales."
+  type        = string
+  default     = "1"
+}
+
+variable "function_source_dir" {
+  description = "Staging folder with one deployable source tree per function source (built by infra/package_function.sh)."
+  type        = string
+  default     = "../../build/functions"
+}
+
+variable "model_name" {
+  description = "Model the infer function serves from the models bucket (<name>/LATEST names the version)."
+  type        = string
+  default     = "bccd"
+}
+
+variable "model_version" {
+  description = "Pin a model version; empty follows <model_name>/LATEST in the models bucket."
+  type        = string
+  default     = ""
+}
+
+# ---------------------------------------------------------------------------------------------
+# The web app (Cloud Run service).
+# ---------------------------------------------------------------------------------------------
+
+variable "frontend_image" {
+  description = "Container image of the web app. Empty: the web app is not deployed (the pipeline works without it: upload with `gcloud storage cp`)."
+  type        = string
+  default     = ""
+}
+
+variable "frontend_public" {
+  description = "Let anyone on the internet call the web app (roles/run.invoker for allUsers). Set DETECTFLOW_API_KEY through frontend_env when you do."
+  type        = bool
+  default     = false
+}
+
+variable "frontend_env" {
+  description = "Extra environment variables of the web app, e.g. { DETECTFLOW_TITLE = \"cells\" }."
+  type        = map(string)
+  default     = {}
+}
+
+variable "frontend_max_instances" {
+  description = "Most web app instances."
+  type        = number
+  default     = 5
+}
+
+# ---------------------------------------------------------------------------------------------
+# The trainer: image repository and the Vertex AI custom job spec.
+# ---------------------------------------------------------------------------------------------
+
+variable "trainer_image_tag" {
+  description = "Tag of the trainer image in the Artifact Registry repository."
+  type        = string
+  default     = "latest"
+}
+
+variable "trainer_machine_type" {
+  description = "Machine type of each trainer replica (must accept the accelerator)."
+  type        = string
+  default     = "n1-standard-8"
+}
+
+variable "trainer_accelerator_type" {
+  description = "GPU type per replica, a Vertex AI AcceleratorType (NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_V100, ...)."
+  type        = string
+  default     = "NVIDIA_TESLA_T4"
+}
+
+variable "trainer_gpus_per_replica" {
+  description = "GPUs per machine (0: CPU only, for a smoke test). More than one: MirroredStrategy inside the machine."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([0, 1, 2, 4, 8], var.trainer_gpus_per_replica)
+    error_message = "trainer_gpus_per_replica must be 0, 1, 2, 4 or 8."
+  }
+}
+
+variable "trainer_replicas" {
+  description = "Machines in the job. More than one: one chief + (N-1) workers, MultiWorkerMirroredStrategy from the TF_CONFIG that Vertex AI sets."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.trainer_replicas >= 1 && var.trainer_replicas == floor(var.trainer_replicas)
+    error_message = "trainer_replicas must be a whole number >= 1."
+  }
+}
+
+variable "trainer_data_uri" {
+  description = "Pascal-VOC dataset the job trains on. As the job sees it: /gcs/<bucket>/<path> (Cloud Storage FUSE). Empty: /gcs/<training bucket>/datasets/<model_name>."
+  type        = string
+  default     = ""
+}
+
+variable "trainer_args" {
+  description = "Extra `detectflow train` arguments, e.g. [\"--epochs\", \"120\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "trainer_job_spec_path" {
+  description = "Where Terraform writes the rendered Vertex AI custom job spec (for `gcloud ai custom-jobs create --config`)."
+  type        = string
+  default     = "../../build/trainer-job.yaml"
+}
