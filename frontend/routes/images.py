@@ -15,6 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from detectflow import layout
+from detectflow.detection import Detection
+from detectflow.drawing import draw_detections
 from detectflow.imaging import ImageError, ImageInfo, ImageLimits, decode_image, sniff_image
 from detectflow.pipeline.status import image_status, read_result
 from detectflow.records import ResultRecord
@@ -419,9 +421,12 @@ def get_annotated(
     if found is None:
         raise _not_found(image_id)
     image = decode_image(found[0], settings.image_limits)
-    detections = [d for d in record.detections if d.score >= min_score]
-    classes = manifest.classes if manifest else sorted({d.label for d in detections})
-    drawn = _draw(image, detections, classes)
+    detections = [
+        Detection(label=d.label, class_id=d.class_id, score=d.score, box_xyxy=d.box)
+        for d in record.detections
+        if d.score >= min_score
+    ]
+    drawn = draw_detections(image, detections, manifest.classes if manifest else None)
     out = io.BytesIO()
     drawn.save(out, format="JPEG", quality=90)
     stem = found[1].rsplit(".", 1)[0]
@@ -433,9 +438,3 @@ def get_annotated(
             "Cache-Control": "private, max-age=60",
         },
     )
-
-
-def _draw(image: Any, detections: list[Any], classes: list[str]) -> Any:
-    from detectflow.drawing import draw_detections
-
-    return draw_detections(image, detections, classes)

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from detectflow.drawing import class_colour
 from detectflow.model.manifest import Manifest
-from frontend.colors import class_color
 from frontend.deps import ManifestDep
 from frontend.schemas import ClassInfo, ModelInfo, ModelList, ModelMetrics
 
@@ -30,7 +30,7 @@ def model_info(manifest: Manifest) -> ModelInfo:
         export=manifest.export,
         input_size=(manifest.input.width, manifest.input.height),
         classes=[
-            ClassInfo(id=i, name=name, color=class_color(i))
+            ClassInfo(id=i, name=name, color=_css_colour(i))
             for i, name in enumerate(manifest.classes)
         ],
         score_threshold=manifest.decoding.score_threshold,
@@ -59,3 +59,9 @@ def _per_class(metrics: dict[str, Any]) -> dict[str, float]:
     if not isinstance(value, dict):
         return {}
     return {str(k): float(v) for k, v in value.items() if isinstance(v, int | float)}
+
+
+def _css_colour(class_id: int) -> str:
+    """The colour the server-side drawing uses for this class, so page and JPEG agree."""
+    red, green, blue = class_colour(class_id)
+    return f"#{red:02x}{green:02x}{blue:02x}"

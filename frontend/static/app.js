@@ -266,11 +266,19 @@ function drawBoxes(svg, item, labelPx, highlight, labels = true) {
       group.append(
         svgEl("rect", { class: "label-bg", x: x0, y: top, width, height, fill: color }),
         Object.assign(svgEl("text", { class: "label", x: x0 + fontSize * 0.25,
-                                      y: top + fontSize * 1.0, "font-size": fontSize }),
+                                      y: top + fontSize * 1.0, "font-size": fontSize,
+                                      fill: textColour(color) }),
                       { textContent: text }));
     }
     svg.append(group);
   });
+}
+
+// Black or white text, whichever reads better on the class colour (as the server draws it).
+function textColour(hex) {
+  const n = parseInt(hex.slice(1), 16);
+  const luminance = 0.299 * (n >> 16) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255);
+  return luminance > 150 ? "#000" : "#fff";
 }
 
 // --- gallery ---------------------------------------------------------------------------------
