@@ -29,7 +29,8 @@ class FrontendSettings(BaseSettings):
         description="Origins allowed to call the API from other sites, comma-separated "
         "(DETECTFLOW_CORS_ORIGINS=https://a.example,https://b.example; `*` for any).",
     )
-    max_upload_bytes: int = Field(
+    # The same variables as the pipeline's (detectflow.settings): one limit for both sides.
+    max_image_bytes: int = Field(
         default=DEFAULT_MAX_BYTES, gt=0, description="Largest accepted image file, in bytes."
     )
     max_image_pixels: int = Field(
@@ -57,4 +58,4 @@ class FrontendSettings(BaseSettings):
 
     @property
     def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels)
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

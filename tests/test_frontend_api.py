@@ -191,7 +191,7 @@ def test_models_is_empty_without_a_model(buckets: Buckets) -> None:
 
 def test_limits_reflect_settings(buckets: Buckets) -> None:
     limits = (
-        make_client(buckets, max_upload_bytes=1000, max_files_per_request=3)
+        make_client(buckets, max_image_bytes=1000, max_files_per_request=3)
         .get("/api/limits")
         .json()
     )
@@ -283,7 +283,7 @@ def test_one_bad_file_refuses_the_whole_request(client: TestClient, buckets: Buc
 
 
 def test_file_over_the_size_limit_is_413(buckets: Buckets) -> None:
-    client = make_client(buckets, max_upload_bytes=2000)
+    client = make_client(buckets, max_image_bytes=2000)
     response = client.post(
         "/api/images", files=[("file", ("big.jpg", jpeg_bytes((400, 300)), "image/jpeg"))]
     )
@@ -700,9 +700,9 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_fail_fast_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DETECTFLOW_MAX_UPLOAD_BYTES", "-1")
-    with pytest.raises(ValidationError, match="max_upload_bytes"):
+    monkeypatch.setenv("DETECTFLOW_MAX_IMAGE_BYTES", "-1")
+    with pytest.raises(ValidationError, match="max_image_bytes"):
         FrontendSettings()
-    monkeypatch.setenv("DETECTFLOW_MAX_UPLOAD_BYTES", "lots")
-    with pytest.raises(ValidationError, match="max_upload_bytes"):
+    monkeypatch.setenv("DETECTFLOW_MAX_IMAGE_BYTES", "lots")
+    with pytest.raises(ValidationError, match="max_image_bytes"):
         FrontendSettings()

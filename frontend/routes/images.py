@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/images", tags=["images"])
 
 TERMINAL: frozenset[str] = frozenset({"done", "failed"})
-POLL_INTERVAL_S = 0.05
+LONG_POLL_TICK_S = 0.02
+SSE_TICK_S = 0.1
 MAX_WAIT_S = 30.0
 SSE_MAX_S = 600.0
 
@@ -263,11 +264,16 @@ async def get_image(
     Boxes are `xyxy` in pixels of the original image; `image` gives its size.
     """
     detail = await _lookup_or_404(buckets, image_id)
+    if detail.status in TERMINAL or wait <= 0:
+        return detail
     deadline = time.monotonic() + wait
-    while detail.status not in TERMINAL and time.monotonic() < deadline:
-        await anyio.sleep(POLL_INTERVAL_S)
-        detail = await _lookup_or_404(buckets, image_id)
-    return detail
+    while time.monotonic() < deadline:
+        # Only the result object ends the wait: one cheap read per tick, not the full status.
+        await anyio.sleep(LONG_POLL_TICK_S)
+        record = await run_in_threadpool(read_result, buckets, image_id)
+        if record is not None:
+            return _detail(image_id, record.status, record, None)
+    return await _lookup_or_404(buckets, image_id)
 
 
 async def _existing_image(image_id: ImageIdPath, buckets: BucketsDep) -> ImageDetail:
@@ -298,7 +304,7 @@ async def image_events(
             )
         if detail.status in TERMINAL:
             return
-        await anyio.sleep(POLL_INTERVAL_S * 2)
+        await anyio.sleep(SSE_TICK_S)
         detail = await run_in_threadpool(_lookup, buckets, image_id)
 
 

@@ -25,7 +25,7 @@ class UploadLimits(BaseModel):
 async def get_limits(settings: SettingsDep) -> UploadLimits:
     """Public (no API key needed): the page reads it to check files before uploading."""
     return UploadLimits(
-        max_upload_bytes=settings.max_upload_bytes,
+        max_upload_bytes=settings.max_image_bytes,
         max_image_pixels=settings.max_image_pixels,
         min_side=MIN_SIDE,
         max_files_per_request=settings.max_files_per_request,
