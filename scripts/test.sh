@@ -16,4 +16,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# Static checkers for infra/ and trainer/Dockerfile (checkov, hadolint, terraform fmt), pinned,
+# in their own virtualenv. If this fails, tests/test_infra.py reports the missing tool.
+bash scripts/install-infra-tools.sh || echo "warning: infra checkers not installed" >&2
+
 exec .venv/bin/python -m pytest "$@"
