@@ -1,0 +1,306 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, against
+`detectflow up` (web app + embedded pipeline + the bundled BCCD model) on 127.0.0.1.
+
+Upload a BCCD sample, wait for the boxes, check they are the API's detections drawn in the
+right place, filter them with the slider and the class toggles, open the large view, upload a
+text file with HTML in its name and see the error (as text). Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SAMPLE = "BloodImage_00031.jpg"  # 24 annotated cells: RBC, WBC and platelets
+RESULT_TIMEOUT_MS = 60_000
+
+
+def _chromium_or_skip() -> str:
+    if Path(CHROMIUM).is_file():
+        return CHROMIUM
+    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(bccd_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`detectflow up` on a free port with its own data folder; stopped after the module."""
+    data_dir = tmp_path_factory.mktemp("detectflow-up")
+    port = _free_port()
+    log_path = data_dir / "server.log"
+    env = {**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": str(data_dir / "model-cache")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "detectflow.cli",
+                "up",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir / "data"),
+                "--model",
+                str(bccd_bundle),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole below
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(base, process, log_path)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"detectflow up exited with {process.returncode}:\n"
+                f"{log_path.read_text(errors='replace')[-3000:]}"
+            )
+        try:
+            health = httpx.get(f"{base}/healthz", timeout=1).json()
+            if health.get("model"):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"detectflow up not ready in 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.on("dialog", lambda dialog: errors.append(f"unexpected dialog: {dialog.message}"))
+    yield page
+    context.close()
+    assert not errors, errors  # no script errors, and no alert() from injected markup
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def drawn_boxes(page: Any, card: Any) -> list[dict[str, Any]]:
+    """The boxes the page drew on a card, in image pixels, with their on-screen geometry."""
+    result: list[dict[str, Any]] = card.locator("svg.overlay rect.box").evaluate_all(
+        """rects => rects.map(r => {
+             const b = r.getBoundingClientRect();
+             return {label: r.dataset.label, score: Number(r.dataset.score),
+                     box: ['x', 'y', 'width', 'height'].map(k => Number(r.getAttribute(k))),
+                     screen: [b.left, b.top, b.width, b.height]};
+           })"""
+    )
+    return result
+
+
+def image_geometry(card: Any) -> dict[str, float]:
+    """Where the <img> shows the picture on screen (object-fit: contain letterboxes it)."""
+    geometry: dict[str, float] = card.locator(".thumb img").evaluate(
+        """img => {
+             const b = img.getBoundingClientRect();
+             const scale = Math.min(b.width / img.naturalWidth, b.height / img.naturalHeight);
+             return {scale, left: b.left + (b.width - img.naturalWidth * scale) / 2,
+                     top: b.top + (b.height - img.naturalHeight * scale) / 2};
+           }"""
+    )
+    return geometry
+
+
+def as_xywh(box: list[float]) -> list[float]:
+    x0, y0, x1, y1 = box
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def key(det: dict[str, Any]) -> tuple[str, float]:
+    return (det["label"], round(det["score"], 4))
+
+
+def upload_sample(page: Any, samples_dir: Path) -> tuple[Any, str]:
+    page.set_input_files("#file-input", str(samples_dir / "JPEGImages" / SAMPLE))
+    card = page.locator("article.card", has_text=SAMPLE).first
+    card.locator(".badge-done").wait_for(timeout=RESULT_TIMEOUT_MS)
+    image_id = card.get_attribute("data-id")
+    assert image_id
+    card.locator("svg.overlay rect.box").first.wait_for()
+    return card, image_id
+
+
+# --- the test ---------------------------------------------------------------------------------
+
+
+def test_upload_see_boxes_filter_and_errors(server: str, page: Any, samples_dir: Path) -> None:
+    page.goto(server)
+    model = httpx.get(f"{server}/api/models").json()["models"][0]
+    # The served model, its classes and mAP are on the page.
+    header = page.locator("#model")
+    header.get_by_text(model["name"], exact=True).wait_for()
+    assert f"v{model['version']}" in header.inner_text()
+    if model["metrics"]["map50"] is not None:
+        assert f"{model['metrics']['map50']:.2f}" in header.inner_text()
+    chips = page.locator("#class-toggles .chip")
+    assert chips.all_inner_texts() and [c["name"] for c in model["classes"]] == [
+        chip.get_attribute("data-label") for chip in chips.all()
+    ]
+
+    card, image_id = upload_sample(page, samples_dir)
+    detail = httpx.get(f"{server}/api/images/{image_id}").json()
+    assert detail["status"] == "done" and detail["filename"] == SAMPLE
+    api_dets = detail["detections"]
+    assert len(api_dets) >= 5, "the bundled model should find cells in a BCCD image"
+
+    # 1. Every detection the API returned is drawn, at its xyxy box, in the right place.
+    threshold = float(page.locator("#threshold").input_value())
+    expected = [d for d in api_dets if d["score"] >= threshold]
+    drawn = drawn_boxes(page, card)
+    assert sorted(key(d) for d in drawn) == sorted(key(d) for d in expected)
+    by_key = {key(d): d for d in expected}
+    geometry = image_geometry(card)
+    for box in drawn:
+        want = as_xywh(by_key[key(box)]["box"])
+        assert box["box"] == pytest.approx(want, abs=0.01)
+        on_screen = [
+            geometry["left"] + want[0] * geometry["scale"],
+            geometry["top"] + want[1] * geometry["scale"],
+            want[2] * geometry["scale"],
+            want[3] * geometry["scale"],
+        ]
+        assert box["screen"] == pytest.approx(on_screen, abs=1.5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-boxes.png"))
+
+    # 2. Moving the confidence slider (keyboard, like a person) hides low scores live.
+    scores = sorted(d["score"] for d in expected)
+    target = scores[len(scores) // 2]  # the median: strictly fewer boxes above it
+    slider = page.locator("#threshold")
+    slider.focus()
+    steps = round((target - threshold) / 0.01) + 1
+    requests_before = _count_requests(page)
+    for _ in range(steps):
+        page.keyboard.press("ArrowRight")
+    new_threshold = float(slider.input_value())
+    assert new_threshold > threshold
+    remaining = [d for d in expected if d["score"] >= new_threshold]
+    assert 0 < len(remaining) < len(expected)
+    assert sorted(key(d) for d in drawn_boxes(page, card)) == sorted(key(d) for d in remaining)
+    assert page.locator("#threshold-value").inner_text() == f"{new_threshold:.2f}"
+    assert _count_requests(page) == requests_before, "filtering must not call the server"
+
+    # 3. A class toggle hides that class, and brings it back.
+    top_label = max(remaining, key=lambda d: d["score"])["label"]
+    chip = page.locator(f"#class-toggles .chip[data-label='{top_label}']")
+    chip.click()
+    assert chip.get_attribute("aria-pressed") == "false"
+    assert all(d["label"] != top_label for d in drawn_boxes(page, card))
+    chip.click()
+    assert len(drawn_boxes(page, card)) == len(remaining)
+
+    # 4. Clicking opens the large view with a table of the (filtered) detections.
+    card.locator(".thumb").click()
+    viewer = page.locator("#viewer")
+    viewer.wait_for(state="visible")
+    assert viewer.locator("#viewer-title").inner_text() == SAMPLE
+    assert viewer.locator("tbody tr").count() == len(remaining)
+    assert viewer.locator("#viewer-overlay rect.box").count() == len(remaining)
+    first_row = viewer.locator("tbody tr").first.inner_text()
+    best = max(remaining, key=lambda d: d["score"])
+    assert best["label"] in first_row and f"{best['score']:.3f}" in first_row
+    page.screenshot(path=str(ARTIFACTS / "browser-viewer.png"))
+    page.keyboard.press("Escape")
+    viewer.wait_for(state="hidden")
+
+    # 5. A text file (with markup in its name) is refused, and the page says why, as text.
+    evil_name = 'notes <img src=x onerror="alert(1)">.txt'
+    page.set_input_files(
+        "#file-input",
+        files=[{"name": evil_name, "mimeType": "text/plain", "buffer": b"just some notes\n"}],
+    )
+    bad = page.locator("article.card[data-status='refused']").first
+    bad.wait_for(timeout=15_000)
+    assert bad.locator(".error").inner_text() == "The file is not an image we can read."
+    assert bad.locator(".name").inner_text() == evil_name
+    assert bad.locator(".name img").count() == 0  # rendered as text, not parsed as HTML
+    assert bad.locator(".badge").inner_text() == "Not uploaded"
+    page.screenshot(path=str(ARTIFACTS / "browser.png"))
+
+
+def test_gallery_survives_a_reload_and_fits_a_phone(
+    server: str, page: Any, samples_dir: Path
+) -> None:
+    page.goto(server)
+    _card, image_id = upload_sample(page, samples_dir)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    card = page.locator(f"article.card[data-id='{image_id}']")
+    card.locator("svg.overlay rect.box").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-phone.png"), full_page=True)
+
+
+def _count_requests(page: Any) -> int:
+    count: int = page.evaluate("() => performance.getEntriesByType('resource').length")
+    return count
