@@ -51,7 +51,10 @@ def batched_nms(
     if boxes_xyxy.size == 0:
         return np.zeros((0,), dtype=np.int64)
     # Offset each class into its own coordinate island: one NMS pass, no per-class loop.
-    offsets = class_ids.astype(np.float32)[:, None] * (float(boxes_xyxy.max()) + 1.0)
+    # The step is the coordinates' full span, not just their maximum: decoded boxes can
+    # reach past the image's left/top edge (negative), and islands must never overlap.
+    span = float(boxes_xyxy.max() - boxes_xyxy.min()) + 1.0
+    offsets = class_ids.astype(np.float32)[:, None] * span
     return nms(boxes_xyxy + offsets, scores, iou_threshold)
 
 

@@ -72,7 +72,9 @@ def sniff_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ImageInfo:
     except Exception as err:  # Pillow raises several types for "not an image"
         raise ImageError("not_an_image", "The file is not an image we can read.") from err
     with img:
-        fmt = img.format or "unknown"
+        # Pillow names JPEGs that carry extra pictures (most camera and many phone photos)
+        # "MPO"; they are JPEG files, and decoding reads their primary picture.
+        fmt = "JPEG" if img.format == "MPO" else (img.format or "unknown")
         width, height = img.size
         mime = Image.MIME.get(fmt, "application/octet-stream")
     if fmt not in ACCEPTED_FORMATS:
