@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TF_DIR = ROOT / "infra" / "terraform"
 TOOLS_BIN = ROOT / ".venv-infra" / "bin"
 DOCKERFILE = ROOT / "trainer" / "Dockerfile"
-DOCKERIGNORE = ROOT / "trainer" / "Dockerfile.dockerignore"
+WEB_DOCKERFILE = ROOT / "infra" / "web.Dockerfile"
+DOCKERFILES = [DOCKERFILE, WEB_DOCKERFILE]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -405,12 +406,15 @@ def _closure(names: set[str]) -> set[str]:
     return seen
 
 
-# --- the trainer image --------------------------------------------------------------------------
+# --- the images: trainer (GPU, Vertex AI) and web app (Cloud Run) --------------------------------
+
+docker_ids = {"ids": lambda p: p.relative_to(ROOT).as_posix()}
 
 
-def test_hadolint_passes_on_trainer_dockerfile() -> None:
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, **docker_ids)
+def test_hadolint_passes(dockerfile: Path) -> None:
     hadolint = tool("hadolint")
-    result = run([hadolint, DOCKERFILE])
+    result = run([hadolint, dockerfile])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -423,13 +427,14 @@ def test_hadolint_catches_a_regression(tmp_path: Path) -> None:
     assert result.returncode != 0 and "DL3002" in result.stdout
 
 
-def test_checkov_dockerfile_passes() -> None:
-    report = checkov_json(["-f", DOCKERFILE, "--framework", "dockerfile"])
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, **docker_ids)
+def test_checkov_dockerfile_passes(dockerfile: Path) -> None:
+    report = checkov_json(["-f", dockerfile, "--framework", "dockerfile"])
     _assert_checkov_clean(report)
 
 
-def _instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
+def _instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    text = dockerfile.read_text().replace("\\\n", " ")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip()[0] != "#"]
     pairs = [[*ln.split(None, 1), ""][:2] for ln in lines]
     return [(kind.upper(), value) for kind, value in pairs]
@@ -479,10 +484,14 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     return ignored
 
 
-def test_dockerignore_sends_what_the_image_copies_and_nothing_else() -> None:
-    patterns = [ln.strip() for ln in DOCKERIGNORE.read_text().splitlines()
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, **docker_ids)
+def test_dockerignore_sends_what_the_image_copies_and_nothing_else(dockerfile: Path) -> None:
+    """BuildKit reads <Dockerfile>.dockerignore next to the Dockerfile (the context is the
+    repository root): every COPY source gets through, data, models and secrets do not."""
+    ignore_file = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    patterns = [ln.strip() for ln in ignore_file.read_text().splitlines()
                 if ln.strip() and not ln.startswith("#")]
-    copies = [v.split()[:-1] for k, v in _instructions() if k == "COPY"]
+    copies = [v.split()[:-1] for k, v in _instructions(dockerfile) if k == "COPY"]
     sources = [s.rstrip("/") for srcs in copies for s in srcs if not s.startswith("--")]
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
@@ -493,16 +502,36 @@ def test_dockerignore_sends_what_the_image_copies_and_nothing_else() -> None:
         assert _ignored(private, patterns), f"{private} would be sent to the Docker daemon"
 
 
-def test_trainer_entrypoint_starts_with_only_what_the_image_copies() -> None:
-    """The image holds detectflow/ and trainer/ only: `detectflow train --help` must work
-    without frontend/ or functions/ importable."""
+@pytest.mark.parametrize(
+    ("command", "absent", "expected"),
+    [
+        ("train", ["frontend", "functions"], "--data"),  # trainer image: detectflow + trainer
+        ("up", ["trainer", "functions", "tensorflow"], "--gcp"),  # web image: + frontend
+    ],
+)
+def test_image_command_starts_with_only_what_the_image_copies(
+    command: str, absent: list[str], expected: str
+) -> None:
+    """Each image copies only some top-level packages: its command must start without the
+    others (and the web app without TensorFlow)."""
     probe = (
         "import sys\n"
-        "sys.modules['frontend'] = None\n"
-        "sys.modules['functions'] = None\n"
+        f"for name in {absent!r}: sys.modules[name] = None\n"
         "from detectflow.cli import main\n"
-        "sys.exit(main(['train', '--help']))\n"
+        f"sys.exit(main([{command!r}, '--help']))\n"
     )
     result = run([sys.executable, "-c", probe], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "--data" in result.stdout
+    assert expected in result.stdout
+
+
+def test_web_dockerfile_contract() -> None:
+    """Slim Python base, the `cloud` extra, `detectflow up --gcp` on $PORT, non-root."""
+    instructions = _instructions(WEB_DOCKERFILE)
+    froms = [v for k, v in instructions if k == "FROM"]
+    assert len(froms) == 1 and re.fullmatch(r"python:3\.1[1-9]-slim-\w+", froms[0])
+    assert '".[cloud]"' in " ".join(v for k, v in instructions if k == "RUN")
+    cmd = json.loads([v for k, v in instructions if k == "CMD"][-1])
+    assert "up --gcp" in cmd[-1] and "${PORT}" in cmd[-1] and cmd[-1].startswith("exec ")
+    user = [v for k, v in instructions if k == "USER"][-1]
+    assert user.split(":")[0] not in ("root", "0")

@@ -1,5 +1,5 @@
-# The web app as a Cloud Run service (deployed when var.frontend_image is set). It only talks
-# to storage: it writes uploads (the bucket notification starts the pipeline) and reads status,
+# The web app as a Cloud Run service (deployed when var.frontend_image is set; the image is
+# built from infra/web.Dockerfile and runs `detectflow up --gcp`). It only talks to storage: it writes uploads (the bucket notification starts the pipeline) and reads status,
 # results and the served model's manifest.
 
 locals {
@@ -62,7 +62,13 @@ resource "google_cloud_run_v2_service" "frontend" {
       }
 
       dynamic "env" {
-        for_each = merge(local.pipeline_env, var.frontend_env)
+        for_each = merge(
+          local.pipeline_env,
+          # Cloud Run refuses HTTP/1 request bodies over 32 MiB before the app sees them; the
+          # app then advertises (GET /api/limits) and enforces the same bound itself.
+          { DETECTFLOW_MAX_REQUEST_BYTES = "33554432" },
+          var.frontend_env,
+        )
         content {
           name  = env.key
           value = env.value

@@ -132,7 +132,7 @@ variable "model_version" {
 # ---------------------------------------------------------------------------------------------
 
 variable "frontend_image" {
-  description = "Container image of the web app. Empty: the web app is not deployed (the pipeline works without it: upload with `gcloud storage cp`)."
+  description = "Container image of the web app, built from infra/web.Dockerfile (e.g. <image_repository output>/web:TAG). Empty: the web app is not deployed (the pipeline works without it: upload with `gcloud storage cp`)."
   type        = string
   default     = ""
 }
