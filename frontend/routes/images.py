@@ -17,7 +17,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from detectflow import layout
 from detectflow.detection import Detection
 from detectflow.drawing import draw_detections
-from detectflow.imaging import ImageError, ImageInfo, ImageLimits, decode_image, sniff_image
+from detectflow.imaging import ImageError, ImageInfo, decode_image, sniff_image
 from detectflow.pipeline.status import image_status, read_result
 from detectflow.records import ResultRecord
 from detectflow.storage import BlobNotFound, Buckets
@@ -78,10 +78,6 @@ async def _read_capped(upload: UploadFile, max_bytes: int) -> bytes:
     return await upload.read(max_bytes + 1)
 
 
-def _check_image(data: bytes, limits: ImageLimits) -> ImageInfo:
-    return sniff_image(data, limits)
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -125,7 +121,7 @@ async def upload_images(
         filename = layout.safe_filename(upload.filename or "image")
         data = await _read_capped(upload, limits.max_bytes)
         try:
-            info = await run_in_threadpool(_check_image, data, limits)
+            info = await run_in_threadpool(sniff_image, data, limits)
         except ImageError as err:
             refused.append(
                 {"index": index, "filename": filename, "code": err.code, "message": str(err)}
