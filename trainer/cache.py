@@ -128,13 +128,17 @@ def build_cache(
             log.info("preprocessing cache hit: skipped decoding",
                      extra={"cache": str(path), "images": len(cached)})
             return cached
+    n_workers = _worker_count(workers, len(items))
     start = time.perf_counter()
-    prepared = list(_run(items, input_size, _worker_count(workers, len(items)), progress))
+    prepared = list(_run(items, input_size, n_workers, progress))
+    decoded = time.perf_counter()
     split = _assemble(prepared, items, input_size, data_hash, key)
     _save(split, path)
     log.info("preprocessing cache built",
              extra={"cache": str(path), "images": len(split), "skipped": len(split.skipped),
-                    "seconds": round(time.perf_counter() - start, 2)})
+                    "workers": n_workers,
+                    "decode_seconds": round(decoded - start, 3),
+                    "write_seconds": round(time.perf_counter() - decoded, 3)})
     return dataclasses.replace(split, path=path)
 
 

@@ -64,6 +64,7 @@ class Detector:
         self._lock = threading.Lock()
         self._input = self._interpreter.get_input_details()[0]
         self._outputs = self._interpreter.get_output_details()
+        self.decoding = manifest.decoding_for(model_path.name)
         self.last_timings = Timings()
 
     @classmethod
@@ -116,7 +117,7 @@ class Detector:
         """Detect on an already letterboxed uint8 (H, W, 3) array."""
         heatmap, ltrb, infer_ms = self.infer(pixels)
         start = time.perf_counter()
-        raw = decode_centernet(heatmap, ltrb, self.manifest.decoding, score_threshold)
+        raw = decode_centernet(heatmap, ltrb, self.decoding, score_threshold)
         boxes = placement.to_original(raw.boxes_xyxy)
         detections = [
             Detection(
@@ -143,9 +144,8 @@ class Detector:
             self._interpreter.set_tensor(self._input["index"], tensor)
             self._interpreter.invoke()
             elapsed_ms = (time.perf_counter() - start) * 1e3
-            spec = self.manifest.decoding
-            heatmap = self._read_output(spec.heatmap_output)
-            ltrb = self._read_output(spec.ltrb_output)
+            heatmap = self._read_output(self.decoding.heatmap_output)
+            ltrb = self._read_output(self.decoding.ltrb_output)
         return heatmap, ltrb, elapsed_ms
 
     def _to_input_tensor(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:

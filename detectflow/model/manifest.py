@@ -48,6 +48,9 @@ class Decoding(BaseModel):
 class ExportMetrics(BaseModel):
     file: str
     size_bytes: int
+    outputs: dict[str, int] = Field(
+        default_factory=dict, description="output index of 'heatmap' and 'ltrb' in this file"
+    )
     map50: float | None = None
     map50_95: float | None = None
     per_class_ap50: dict[str, float] = Field(default_factory=dict)
@@ -63,7 +66,7 @@ class Manifest(BaseModel):
     preprocessing: Preprocessing = Preprocessing()
     decoding: Decoding = Decoding()
     model_file: str = "model.tflite"
-    export: str = Field("int8", description="which export `model_file` is")
+    export: str = Field(default="int8", description="which export `model_file` is")
     exports: dict[str, ExportMetrics] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -76,6 +79,16 @@ class Manifest(BaseModel):
         if not path.is_file():
             raise FileNotFoundError(f"No {MANIFEST_NAME} in {bundle_dir}: not a model bundle.")
         return cls.model_validate_json(path.read_text())
+
+    def decoding_for(self, model_file: str) -> Decoding:
+        """The decoding spec for one of the bundle's files (output order differs per export)."""
+        for export in self.exports.values():
+            if export.file == model_file and export.outputs:
+                return self.decoding.model_copy(
+                    update={"heatmap_output": export.outputs["heatmap"],
+                            "ltrb_output": export.outputs["ltrb"]}
+                )
+        return self.decoding
 
     def write(self, bundle_dir: str | Path) -> Path:
         path = Path(bundle_dir) / MANIFEST_NAME

@@ -1,0 +1,63 @@
+"""Targets and augmentation (numpy only: no TensorFlow import, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectflow.model.decode import decode_centernet, ltrb_to_boxes
+from detectflow.model.manifest import Decoding
+from trainer.augment import AugmentConfig, augment
+from trainer.targets import make_targets
+
+
+def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
+    return np.array(rows, dtype=np.float32).reshape(-1, 4)
+
+
+def test_heatmap_peaks_at_each_box_centre_cell() -> None:
+    b = boxes((10, 10, 30, 50), (60, 20, 100, 40))
+    heatmap, box_target = make_targets(b, np.array([0, 1]), (32, 32), 2, stride=4)
+    assert heatmap.shape == (32, 32, 2) and box_target.shape == (32, 32, 5)
+    assert heatmap[7, 5, 0] == 1.0  # centre (20, 30) / 4 -> cell (y=7, x=5)
+    assert heatmap[7, 20, 1] == 1.0  # centre (80, 30) / 4 -> cell (y=7, x=20)
+    assert (heatmap == 1.0).sum() == 2
+    np.testing.assert_allclose(box_target[7, 5, :4], b[0])
+    assert box_target[7, 5, 4] > 0 and box_target[0, 0, 4] == 0
+
+
+def test_small_object_wins_the_cells_it_shares_with_a_large_one() -> None:
+    big, small = (0, 0, 120, 120), (56, 56, 64, 64)
+    _, box_target = make_targets(boxes(big, small), np.array([0, 0]), (32, 32), 1, stride=4)
+    np.testing.assert_allclose(box_target[15, 15, :4], small)
+
+
+def test_targets_decode_back_to_the_boxes() -> None:
+    """Perfect predictions (the targets themselves) decode to the ground truth."""
+    truth = boxes((12, 8, 44, 40), (70, 60, 120, 100))
+    heatmap, box_target = make_targets(truth, np.array([0, 1]), (32, 32), 2, stride=4)
+    centers = ltrb_to_boxes(np.zeros((32, 32, 4), np.float32), 4, 16.0)[..., :2]
+    ltrb = np.concatenate(
+        [centers - box_target[..., :2], box_target[..., 2:4] - centers], axis=-1
+    ) / 16.0
+    spec = Decoding(stride=4, ltrb_unit_px=16.0, score_threshold=0.5)
+    raw = decode_centernet(heatmap, ltrb.astype(np.float32), spec)
+    order = np.argsort(raw.class_ids)
+    np.testing.assert_allclose(raw.boxes_xyxy[order], truth, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_augment_keeps_boxes_inside_the_crop_and_on_their_objects(seed: int) -> None:
+    """A white square on black: after augmentation each box still frames white pixels."""
+    image = np.zeros((288, 384, 3), np.uint8)
+    image[100:160, 200:260] = 255
+    config = AugmentConfig(crop=256, flip_vertical=True, rotate90=True, colour=0.0)
+    rng = np.random.default_rng(seed)
+    crop, out_boxes, labels = augment(image, boxes((200, 100, 260, 160)), np.array([3]),
+                                      config, rng)
+    assert crop.shape == (256, 256, 3)
+    assert len(out_boxes) == len(labels)
+    for x0, y0, x1, y1 in out_boxes:
+        assert 0 <= x0 < x1 <= 256 and 0 <= y0 < y1 <= 256
+        inside = crop[int(y0) + 2 : int(y1) - 2, int(x0) + 2 : int(x1) - 2]
+        assert inside.size and inside.mean() > 200

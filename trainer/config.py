@@ -1,0 +1,48 @@
+"""Training configuration: one typed object, saved in the run folder and in the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trainer.augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str = "runs/detect"
+    name: str = "detector"
+    classes: list[str] | None = None
+    input_width: int = 384
+    input_height: int = 288
+    train_split: str = "trainval"
+    val_split: str | None = None  # None: carve `val_fraction` of train_split (never test)
+    val_fraction: float = 0.15
+    epochs: int = 100
+    batch_size: int = 16  # global batch (split over replicas)
+    learning_rate: float = 4e-3
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 3
+    ema_momentum: float = 0.998
+    width: float = 1.0
+    eval_every: int = 2  # epochs
+    patience: int = 8  # evaluations without improvement before stopping early
+    max_minutes: float | None = None  # wall-clock budget for the fit
+    seed: int = 0
+    workers: int | None = None  # preprocessing processes (None: all cores)
+    cpu_replicas: int = 0  # >1: MirroredStrategy over that many logical CPU devices (tests)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.input_width, self.input_height
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        values = dict(data)
+        values["augment"] = AugmentConfig(**values.get("augment", {}))
+        return cls(**values)

@@ -1,0 +1,224 @@
+"""A trained run -> a model bundle: every TFLite export, evaluated, plus manifest and plots.
+
+Exports (each evaluated with the LiteRT runtime, the same path that serves it):
+  float32   plain conversion
+  float16   float16 weights
+  int8      post-training full-integer quantization; representative data = train images
+  qat       quantization-aware fine-tuning with tfmot (tf_keras, in a subprocess) -> int8
+The bundle's `model.tflite` is the integer export with the best validation score (never test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detectflow.evaluation import evaluate_bundle
+from detectflow.model import Detector, Manifest
+from detectflow.model.manifest import ExportMetrics, InputSpec
+from detectflow.voc import Annotation, load_voc
+from trainer.batches import normalize
+from trainer.config import TrainConfig
+from trainer.data import TrainingData, carve_validation, load_training_data
+from trainer.qat import WEIGHTS_FILE
+from trainer.tflite import convert, output_positions
+from trainer.train import decoding_spec, fitness
+
+log = logging.getLogger(__name__)
+
+EXPORTS = ("float32", "float16", "int8", "qat")
+FILE_NAMES = {
+    "float32": "model_float32.tflite",
+    "float16": "model_float16.tflite",
+    "int8": "model_int8_ptq.tflite",
+    "qat": "model_int8_qat.tflite",
+}
+INTEGER_EXPORTS = ("int8", "qat")
+LATENCY_RUNS = 30
+
+
+def load_float_model(run_dir: Path, config: TrainConfig, num_classes: int) -> Any:
+    from trainer.model import ModelConfig, build_detector
+
+    shape = (config.input_height, config.input_width, 3)
+    model = build_detector(ModelConfig(num_classes, width=config.width), input_shape=shape)
+    model.load_weights(run_dir / "best.weights.h5")
+    return model
+
+
+def representative_data(data: TrainingData, count: int) -> Any:
+    picks = np.random.default_rng(0).permutation(len(data.train))[:count]
+
+    def generate() -> Iterator[list[npt.NDArray[np.float32]]]:
+        for i in picks:
+            yield [normalize(data.train.images[i])[None]]
+
+    return generate
+
+
+def save_float_weights(model: Any, path: Path) -> None:
+    arrays = {
+        f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())
+    }
+    np.savez(path, **arrays)
+
+
+def run_qat(run_dir: Path, out: Path, num_classes: int, config: TrainConfig, epochs: int) -> bytes:
+    cmd = [sys.executable, "-m", "trainer.qat", "--run", str(run_dir), "--out", str(out),
+           "--num-classes", str(num_classes), "--width", str(config.width),
+           "--epochs", str(epochs)]
+    log.info("quantization-aware training in a tf_keras subprocess", extra={"epochs": epochs})
+    subprocess.run(cmd, check=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    return out.read_bytes()
+
+
+def measure_latency(detector: Detector, pixels: npt.NDArray[np.uint8]) -> float:
+    """Median ms of the interpreter call alone (decode and pre/post-processing excluded)."""
+    detector.infer(pixels)  # warm-up
+    times = [detector.infer(pixels)[2] for _ in range(LATENCY_RUNS)]
+    return float(np.median(times))
+
+
+def eval_splits(config: TrainConfig, classes: list[str]) -> dict[str, list[Annotation]]:
+    """Validation (as carved for training) and test (reported, never used to choose)."""
+    dataset = load_voc(config.data, classes=classes)
+    if config.val_split:
+        val = dataset.split(config.val_split)
+    else:
+        val = carve_validation(dataset.split(config.train_split), config.val_fraction)[1]
+    splits = {"val": val}
+    test = dataset.split("test")
+    if test:
+        splits["test"] = test
+    return splits
+
+
+def base_manifest(config: TrainConfig, data: TrainingData, name: str, version: str) -> Manifest:
+    return Manifest(
+        name=name,
+        version=version,
+        classes=data.classes,
+        input=InputSpec(width=config.input_width, height=config.input_height, dtype="uint8"),
+        decoding=decoding_spec(),
+        data=data.summary(),
+        training=config.to_dict(),
+    )
+
+
+def export_run(
+    run_dir: Path,
+    bundle_dir: Path | None = None,
+    formats: tuple[str, ...] = EXPORTS,
+    name: str | None = None,
+    version: str | None = None,
+    qat_epochs: int = 8,
+    representative_count: int = 100,
+) -> Path:
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    data = load_training_data(config, run_dir)
+    model = load_float_model(run_dir, config, len(data.classes))
+    bundle = bundle_dir or run_dir / "bundle"
+    bundle.mkdir(parents=True, exist_ok=True)
+    version = version or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    manifest = base_manifest(config, data, name or config.name, version)
+    state_file = run_dir / "state.json"
+    if state_file.is_file():
+        manifest.metrics["training_val"] = json.loads(state_file.read_text())["best_metrics"]
+    splits = eval_splits(config, data.classes)
+    sample = normalize(data.val.images[0])
+    outputs = model(sample[None], training=False)
+    reference = {k: np.asarray(v)[0] for k, v in outputs.items()}
+    reports: dict[str, dict[str, Any]] = {}
+    for fmt in formats:
+        path = bundle / FILE_NAMES[fmt]
+        started = time.monotonic()
+        if fmt == "qat":
+            save_float_weights(model, run_dir / WEIGHTS_FILE)
+            flatbuffer = run_qat(run_dir, path, len(data.classes), config, qat_epochs)
+        else:
+            rep = representative_data(data, representative_count) if fmt == "int8" else None
+            flatbuffer = convert(model, config.input_height, config.input_width, fmt, rep)
+            path.write_bytes(flatbuffer)
+        positions = output_positions(flatbuffer, sample, reference)
+        manifest.exports[fmt] = ExportMetrics(file=path.name, size_bytes=len(flatbuffer),
+                                              outputs=positions)
+        reports[fmt] = evaluate_export(manifest, bundle, fmt, splits, data)
+        log.info("export done", extra={"format": fmt, "bytes": len(flatbuffer),
+                                       "seconds": round(time.monotonic() - started, 1),
+                                       **{k: v for k, v in reports[fmt].items() if k != "test"}})
+    choose_default(manifest, bundle)
+    write_plots(manifest, bundle, run_dir, splits)
+    manifest.write(bundle)
+    return bundle
+
+
+def evaluate_export(
+    manifest: Manifest, bundle: Path, fmt: str, splits: dict[str, list[Annotation]],
+    data: TrainingData,
+) -> dict[str, Any]:
+    """Fill the export's metrics: val scores (for choosing), test scores (for reporting)."""
+    export = manifest.exports[fmt]
+    manifest.write(bundle)  # the Detector reads the manifest from the bundle folder
+    detector = Detector.load(bundle, model_file=export.file)
+    results: dict[str, Any] = {}
+    for split, items in splits.items():
+        report = evaluate_bundle(detector, items, score_threshold=0.01).to_dict()
+        results[split] = report
+    chosen = results.get("test", results["val"])
+    export.map50 = chosen["map50"]
+    export.map50_95 = chosen["map50_95"]
+    export.per_class_ap50 = {k: v["ap50"] for k, v in chosen["per_class"].items()}
+    export.latency_ms = measure_latency(detector, data.val.images[0])
+    manifest.metrics.setdefault("exports", {})[fmt] = {
+        split: {"map50": r["map50"], "map50_95": r["map50_95"]} for split, r in results.items()
+    }
+    manifest.metrics.setdefault("reports", {})[fmt] = results
+    return {"val_map50": results["val"]["map50"], "val_map50_95": results["val"]["map50_95"]}
+
+
+def choose_default(manifest: Manifest, bundle: Path) -> None:
+    """model.tflite = the integer export with the best validation fitness."""
+    scores = manifest.metrics.get("exports", {})
+    candidates = [f for f in INTEGER_EXPORTS if f in manifest.exports] or list(manifest.exports)
+    best = max(candidates, key=lambda f: fitness(scores[f]["val"]["map50"],
+                                                  scores[f]["val"]["map50_95"]))
+    shutil.copyfile(bundle / manifest.exports[best].file, bundle / "model.tflite")
+    manifest.model_file = "model.tflite"
+    manifest.export = best
+    chosen = manifest.exports[best]
+    manifest.exports["default"] = chosen.model_copy(update={"file": "model.tflite"})
+    manifest.input.dtype = "uint8" if best in INTEGER_EXPORTS else "float32"
+    manifest.decoding = manifest.decoding_for("model.tflite")
+    log.info("bundle default model", extra={"export": best})
+
+
+def write_plots(
+    manifest: Manifest, bundle: Path, run_dir: Path, splits: dict[str, list[Annotation]]
+) -> None:
+    try:
+        from detectflow.metrics import EvalReport  # noqa: F401
+        from detectflow.plots import plot_pr_curves
+    except ImportError:
+        log.warning("matplotlib missing: no plots in the bundle")
+        return
+    detector = Detector.load(bundle)
+    split = "test" if "test" in splits else "val"
+    report = evaluate_bundle(detector, splits[split], score_threshold=0.01)
+    plot_pr_curves(report, bundle / "pr_curves.png")
+    manifest.plots = ["pr_curves.png"]
+    curves = run_dir / "training_curves.png"
+    if curves.is_file():
+        shutil.copyfile(curves, bundle / curves.name)
+        manifest.plots.append(curves.name)

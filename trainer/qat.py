@@ -1,0 +1,121 @@
+"""Quantization-aware training (QAT) -> int8 TFLite, in its own process.
+
+tensorflow-model-optimization only quantizes tf_keras (Keras 2) models, and importing it
+switches the whole process to legacy Keras (tensorflow/model-optimization#1119). So this
+module runs as `python -m trainer.qat`, rebuilds the *same* architecture with tf_keras
+(trainer/model.py takes the Keras module as an argument), copies the float weights by layer
+name, fine-tunes with fake-quantization for a few epochs, and converts to full-integer int8.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow is imported, process-wide
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("trainer.qat")
+
+WEIGHTS_FILE = "float_weights.npz"  # written by trainer/export.py: {"<layer>/<i>": array}
+
+
+def load_weights_by_name(model: Any, path: Path) -> int:
+    stored = np.load(path)
+    copied = 0
+    for layer in model.layers:
+        keys = sorted((k for k in stored.files if k.rsplit("/", 1)[0] == layer.name),
+                      key=lambda k: int(k.rsplit("/", 1)[1]))
+        if keys:
+            layer.set_weights([stored[k] for k in keys])
+            copied += 1
+    return copied
+
+
+def build_qat_model(run_dir: Path, num_classes: int, width: float) -> Any:
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    from trainer.model import ModelConfig, build_detector
+
+    float_model = build_detector(ModelConfig(num_classes, width=width), keras=tf_keras)
+    copied = load_weights_by_name(float_model, run_dir / WEIGHTS_FILE)
+    log.info("float weights copied into the tf_keras model (%d layers)", copied)
+    outputs = float_model(float_model.input)
+    listed = tf_keras.Model(float_model.input, [outputs["heatmap"], outputs["ltrb"]])
+    return tfmot.quantization.keras.quantize_model(listed)
+
+
+def fine_tune(model: Any, run_dir: Path, epochs: int, learning_rate: float) -> None:
+    import tensorflow as tf
+    import tf_keras
+
+    from trainer.batches import TrainBatches
+    from trainer.config import TrainConfig
+    from trainer.data import load_training_data
+    from trainer.losses import box_giou_loss, heatmap_focal_loss
+
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    data = load_training_data(config, run_dir)
+    batches = TrainBatches(data.train, len(data.classes), config.batch_size, config.augment,
+                           config.seed + 1)
+
+    def generate() -> Any:
+        for _ in range(epochs):
+            for i in range(len(batches)):
+                images, targets = batches[i]
+                yield images, (targets["heatmap"], targets["ltrb"])
+            batches.on_epoch_end()
+
+    crop, out = config.augment.crop, config.augment.crop // 4
+    spec = (
+        tf.TensorSpec((None, crop, crop, 3), tf.float32),
+        (tf.TensorSpec((None, out, out, len(data.classes)), tf.float32),
+         tf.TensorSpec((None, out, out, 5), tf.float32)),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
+    steps = len(batches)
+    schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, 0.05)
+    model.compile(optimizer=tf_keras.optimizers.Adam(schedule),
+                  loss=[heatmap_focal_loss, box_giou_loss], loss_weights=[1.0, 2.0])
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
+
+
+def convert_qat(model: Any) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.float32
+    flatbuffer: bytes = converter.convert()
+    return flatbuffer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.qat", description=__doc__)
+    parser.add_argument("--run", type=Path, required=True, help="training run folder")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the .tflite")
+    parser.add_argument("--num-classes", type=int, required=True)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    model = build_qat_model(args.run, args.num_classes, args.width)
+    fine_tune(model, args.run, args.epochs, args.learning_rate)
+    args.out.write_bytes(convert_qat(model))
+    log.info("QAT int8 model written to %s (%d bytes)", args.out, args.out.stat().st_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
