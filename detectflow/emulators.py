@@ -192,6 +192,61 @@ class ManagedProcess:
             self._log = None
 
 
+def pubsub_ready(host_port: str) -> bool:
+    status, body = _http_get(f"http://{host_port}/")
+    return status == 200 and body.strip() == b"Ok"
+
+
+def gcs_ready(url: str) -> bool:
+    return _http_get(f"{url}/storage/v1/b")[0] == 200
+
+
+def start_pubsub_emulator(host: str, port: int, log_path: Path, wait: bool = True,
+                          timeout: float = 60.0) -> ManagedProcess:
+    """Google's Pub/Sub emulator, JVM flags tuned for a fast start (~2 s)."""
+    argv = [find_java(), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
+            "-jar", str(find_pubsub_jar()), f"--host={host}", f"--port={port}"]
+    process = ManagedProcess("pubsub", argv, dict(os.environ), log_path).start()
+    if wait:
+        _ready_or_stop(process, lambda: pubsub_ready(f"{host}:{port}"), timeout)
+    return process
+
+
+@dataclass(frozen=True)
+class GcsEvents:
+    """fake-gcs-server's OBJECT_FINALIZE notifications to Pub/Sub (the topic must exist)."""
+
+    pubsub_host: str
+    project: str
+    topic: str
+    bucket: str
+
+
+def start_fake_gcs_server(host: str, port: int, log_path: Path, events: GcsEvents | None = None,
+                          wait: bool = True, timeout: float = 30.0) -> ManagedProcess:
+    url = f"http://{host}:{port}"
+    argv = [str(find_fake_gcs_server()), "-scheme", "http", "-host", host, "-port", str(port),
+            "-backend", "memory", "-external-url", url, "-public-host", f"{host}:{port}",
+            "-log-level", "warn"]
+    env = dict(os.environ)
+    if events is not None:
+        argv += ["-event.pubsub-project-id", events.project, "-event.pubsub-topic",
+                 events.topic, "-event.bucket", events.bucket, "-event.list", "finalize"]
+        env["PUBSUB_EMULATOR_HOST"] = events.pubsub_host
+    process = ManagedProcess("fake-gcs-server", argv, env, log_path).start()
+    if wait:
+        _ready_or_stop(process, lambda: gcs_ready(url), timeout)
+    return process
+
+
+def _ready_or_stop(process: ManagedProcess, probe: Callable[[], bool], timeout: float) -> None:
+    try:
+        process.wait_ready(probe, timeout)
+    except BaseException:
+        process.stop()
+        raise
+
+
 @dataclass
 class EmulatorConfig:
     project: str = "detectflow-local"
@@ -270,11 +325,9 @@ class EmulatorStack:
             # Functions first: they need nothing until a push arrives, and start in parallel.
             for spec in self.config.topology.functions:
                 self.start_function(spec.name, wait=False)
-            pubsub = self._start_pubsub()
-            pubsub.wait_ready(self._pubsub_ready, self.config.start_timeout)
+            self._start_pubsub()
             self._provision()
-            gcs = self._start_fake_gcs()
-            gcs.wait_ready(self._gcs_ready, self.config.start_timeout)
+            self._start_fake_gcs()
             self._create_buckets()
             for spec in self.config.topology.functions:
                 self.wait_function(spec.name)
@@ -309,14 +362,12 @@ class EmulatorStack:
         return process
 
     def _start_pubsub(self) -> ManagedProcess:
-        argv = [find_java(), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
-                "-jar", str(find_pubsub_jar()), f"--host={self.config.host}",
-                f"--port={self.pubsub_port}"]
-        return self._spawn("pubsub", argv, dict(os.environ))
-
-    def _pubsub_ready(self) -> bool:
-        status, body = _http_get(f"http://{self.pubsub_host}/")
-        return status == 200 and body.strip() == b"Ok"
+        process = start_pubsub_emulator(self.config.host, self.pubsub_port,
+                                        self.log_dir / "pubsub.log", wait=False)
+        with self._lock:
+            self.processes["pubsub"] = process
+        process.wait_ready(lambda: pubsub_ready(self.pubsub_host), self.config.start_timeout)
+        return process
 
     def _provision(self) -> None:
         from detectflow.bus.pubsub import provision
@@ -327,20 +378,16 @@ class EmulatorStack:
                   emulator_host=self.pubsub_host)
 
     def _start_fake_gcs(self) -> ManagedProcess:
-        topology, host, port = self.config.topology, self.config.host, self.gcs_port
-        uploads = topology.bucket("uploads")
-        argv = [str(find_fake_gcs_server()), "-scheme", "http", "-host", host, "-port",
-                str(port), "-backend", "memory", "-external-url", self.storage_url,
-                "-public-host", f"{host}:{port}",
-                "-event.pubsub-project-id", self.config.project,
-                "-event.pubsub-topic", uploads.notify_topic or "",
-                "-event.bucket", uploads.name, "-event.list", "finalize", "-log-level", "warn"]
-        env = {**os.environ, "PUBSUB_EMULATOR_HOST": self.pubsub_host}
-        return self._spawn("fake-gcs-server", argv, env)
-
-    def _gcs_ready(self) -> bool:
-        status, _ = _http_get(f"{self.storage_url}/storage/v1/b")
-        return status == 200
+        uploads = self.config.topology.bucket("uploads")
+        events = GcsEvents(self.pubsub_host, self.config.project, uploads.notify_topic or "",
+                           uploads.name)
+        process = start_fake_gcs_server(self.config.host, self.gcs_port,
+                                        self.log_dir / "fake-gcs-server.log", events,
+                                        wait=False)
+        with self._lock:
+            self.processes["fake-gcs-server"] = process
+        process.wait_ready(lambda: gcs_ready(self.storage_url), self.config.start_timeout)
+        return process
 
     def _create_buckets(self) -> None:
         from detectflow.storage import make_buckets

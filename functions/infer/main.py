@@ -6,6 +6,7 @@ version is published (no TensorFlow import: cold start matters). Configuration c
 the environment: see detectflow/settings.py.
 """
 
+import logging
 import os
 
 import functions_framework
@@ -14,7 +15,8 @@ from cloudevents.http import CloudEvent
 from detectflow.log import configure_logging
 from detectflow.pipeline import runtime
 
-configure_logging(os.environ.get("DETECTFLOW_LOG_LEVEL", "INFO"), json_format=True)
+if not logging.getLogger().handlers:  # JSON lines for Cloud Logging, unless a host configured it
+    configure_logging(os.environ.get("DETECTFLOW_LOG_LEVEL", "INFO"), json_format=True)
 
 
 @functions_framework.cloud_event

@@ -6,6 +6,7 @@ the dead-letter topic). Configuration comes from the environment: see detectflow
 The logic lives in detectflow.pipeline; this file only adapts CloudEvents to it.
 """
 
+import logging
 import os
 
 import functions_framework
@@ -14,7 +15,8 @@ from cloudevents.http import CloudEvent
 from detectflow.log import configure_logging
 from detectflow.pipeline import runtime
 
-configure_logging(os.environ.get("DETECTFLOW_LOG_LEVEL", "INFO"), json_format=True)
+if not logging.getLogger().handlers:  # JSON lines for Cloud Logging, unless a host configured it
+    configure_logging(os.environ.get("DETECTFLOW_LOG_LEVEL", "INFO"), json_format=True)
 
 
 @functions_framework.cloud_event

@@ -1,0 +1,155 @@
+"""One contract, three blob stores: local folder, GCS (fake-gcs-server), S3 (moto's server).
+
+The GCS and S3 stores talk HTTP to real servers started here, through the same client
+libraries a deployment uses (google-cloud-storage, boto3).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from detectflow.emulators import EmulatorUnavailable, free_port, start_fake_gcs_server
+from detectflow.storage import (
+    BlobNotFound,
+    BlobStore,
+    GcsBlobStore,
+    LocalBlobStore,
+    PreconditionFailed,
+    S3BlobStore,
+)
+from detectflow.storage.gcs import make_gcs_client
+from detectflow.storage.s3 import make_s3_client
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required test service unavailable under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def gcs_url() -> Iterator[str]:
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="fake-gcs-")) / "fake-gcs-server.log"
+    try:
+        server = start_fake_gcs_server("127.0.0.1", port, log_path)
+    except EmulatorUnavailable as err:
+        _unavailable(str(err))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:
+        _unavailable(f"moto[server] is not installed: {err}")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+_bucket_counter = iter(range(10_000))
+
+
+@pytest.fixture(params=["local", "gcs", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    name = f"test-bucket-{next(_bucket_counter)}"
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / name, bucket=name)
+    if request.param == "gcs":
+        url = request.getfixturevalue("gcs_url")
+        gcs = GcsBlobStore(make_gcs_client("test-project", url), name)
+        gcs.create_bucket()
+        return gcs
+    endpoint = request.getfixturevalue("s3_endpoint")
+    s3 = S3BlobStore(make_s3_client(endpoint, "us-east-1"), name)
+    s3.create_bucket()
+    return s3
+
+
+def test_put_get_stat_roundtrip(store: BlobStore) -> None:
+    info = store.put("a/b/c.jpg", b"\xff\xd8pixels", content_type="image/jpeg",
+                     metadata={"filename": "blood cells ✓ 血液.jpg"})
+    assert info.key == "a/b/c.jpg" and info.size == 8 and info.generation
+    assert store.get("a/b/c.jpg") == b"\xff\xd8pixels"
+    stat = store.stat("a/b/c.jpg")
+    assert stat is not None
+    assert stat.content_type == "image/jpeg"
+    assert stat.metadata == {"filename": "blood cells ✓ 血液.jpg"}  # unicode survives (S3!)
+    assert stat.size == 8
+
+
+def test_missing_objects(store: BlobStore) -> None:
+    assert store.stat("nope.json") is None
+    with pytest.raises(BlobNotFound):
+        store.get("nope.json")
+    store.delete("nope.json")  # deleting what is not there is not an error
+
+
+def test_overwrite_changes_generation(store: BlobStore) -> None:
+    first = store.put("k.json", b"1")
+    second = store.put("k.json", b"22")
+    assert store.get("k.json") == b"22"
+    assert second.generation != first.generation
+
+
+def test_if_absent_refuses_to_overwrite(store: BlobStore) -> None:
+    store.put("result.json", b'{"first": true}', if_absent=True)
+    with pytest.raises(PreconditionFailed):
+        store.put("result.json", b'{"second": true}', if_absent=True)
+    assert store.get("result.json") == b'{"first": true}'
+
+
+def test_if_absent_race_has_exactly_one_winner(store: BlobStore) -> None:
+    """Eight writers race for one key: the exactly-once result write relies on this."""
+    winners: list[int] = []
+    losers: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def write(index: int) -> None:
+        barrier.wait()
+        try:
+            store.put("race.json", f"writer {index}".encode(), if_absent=True)
+            winners.append(index)
+        except PreconditionFailed:
+            losers.append(index)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1 and len(losers) == 7
+    assert store.get("race.json") == f"writer {winners[0]}".encode()
+
+
+def test_list_by_prefix_and_delete(store: BlobStore) -> None:
+    for key in ("img1/a.jpg", "img1/b.jpg", "img2/a.jpg", "top.json"):
+        store.put(key, key.encode())
+    assert sorted(i.key for i in store.list("img1/")) == ["img1/a.jpg", "img1/b.jpg"]
+    assert sorted(i.key for i in store.list()) == ["img1/a.jpg", "img1/b.jpg", "img2/a.jpg",
+                                                   "top.json"]
+    store.delete("img1/a.jpg")
+    assert [i.key for i in store.list("img1/")] == ["img1/b.jpg"]
+
+
+def test_binary_payload_is_byte_exact(store: BlobStore) -> None:
+    payload = bytes(range(256)) * 1000
+    store.put("blob.bin", payload)
+    assert store.get("blob.bin") == payload
