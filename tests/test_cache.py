@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,13 +88,26 @@ def test_key_changes_with_input_size_boxes_and_image_bytes(
 
 
 def test_parallel_workers_give_the_same_result_as_one_process(
-    voc_root: Path, tmp_path: Path
+    voc_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     items = load_voc(voc_root).split("all")
-
     serial = build_cache(items, INPUT, tmp_path / "serial", workers=1, progress=False)
-    parallel = build_cache(items, INPUT, tmp_path / "parallel", workers=2, progress=False)
+    # This process decodes from the end of the list while the worker starts; slow it down
+    # (here only: the spawned worker imports the real code) so the worker gets a share.
+    real = cache_module._prepare_counted
 
+    def slow(*args: Any) -> Any:
+        time.sleep(0.5)
+        return real(*args)
+
+    monkeypatch.setattr(cache_module, "_prepare_counted", slow)
+
+    with caplog.at_level(logging.INFO, logger="trainer.cache"):
+        parallel = build_cache(items, INPUT, tmp_path / "parallel", workers=2, progress=False)
+
+    built = next(r for r in caplog.records if hasattr(r, "decoded_in_workers"))
+    assert 0 < built.decoded_in_workers < len(items)  # both processes decoded images
     np.testing.assert_array_equal(parallel.images, serial.images)
     np.testing.assert_array_equal(parallel.all_boxes, serial.all_boxes)
     assert parallel.image_ids == serial.image_ids
