@@ -39,7 +39,7 @@ COCO_RECALLS = np.linspace(0.0, 1.0, int(np.round((1.0 - 0.0) / 0.01)) + 1)
 COCO_MAX_DETS = 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class GroundTruth:
     """The annotated boxes of one image: (N, 4) `xyxy` pixels, (N,) class ids, (N,) difficult."""
 
@@ -58,7 +58,7 @@ class GroundTruth:
         return boxes, class_ids, difficult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Predictions:
     """The detections of one image: (M, 4) `xyxy` pixels, (M,) scores, (M,) class ids."""
 
@@ -81,7 +81,7 @@ class Predictions:
         return boxes, scores, class_ids
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class PrCurve:
     """Precision/recall after each detection (sorted by score) at IoU 0.5, for plotting."""
 
@@ -119,7 +119,7 @@ class ClassMetrics:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class EvalReport:
     classes: list[str]
     per_class: list[ClassMetrics]
@@ -224,7 +224,7 @@ def evaluate_detections(
     return EvalReport(list(classes), per_class, len(ground_truths), curves)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class _ImageClass:
     """One image's GT and detections of one class; detections sorted by score (stable)."""
 

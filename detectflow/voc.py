@@ -72,7 +72,7 @@ class DatasetError(ValueError):
     """The folder is not a dataset we can read at all (as opposed to a defect inside one)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Annotation:
     """One image and its boxes; `boxes_xyxy` (N, 4) float32 pixels of the upright image."""
 

@@ -44,6 +44,7 @@ def test_standard_layout_reads_boxes_and_splits_as_written(voc_root: Path) -> No
     assert (first.width, first.height) == (160, 120)
     assert first.image_path == voc_root / "JPEGImages" / "img_00000.jpg"
     assert first.boxes_xyxy.dtype == np.float32 and first.class_ids.dtype == np.int64
+    assert dataset.split("test")[1] in dataset.split("all")  # identity, not array, equality
 
 
 def test_flat_layout_splits_by_sorted_index_modulo_five(tmp_path: Path) -> None:

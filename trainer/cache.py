@@ -54,7 +54,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class CachedSplit:
     """Letterboxed images of one split and their boxes in input pixels (ragged, by offsets)."""
 
@@ -89,7 +89,7 @@ class CachedSplit:
         return self.all_difficult[self.offsets[index] : self.offsets[index + 1]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class _Task:
     image_path: str
     image_id: str
@@ -97,7 +97,7 @@ class _Task:
     input_size: tuple[int, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class _Prepared:
     image_id: str
     pixels: npt.NDArray[np.uint8] | None
