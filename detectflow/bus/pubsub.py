@@ -45,6 +45,14 @@ class PubSubBus:
         return message_id
 
 
+def make_subscriber(emulator_host: str | None = None) -> Any:
+    """A SubscriberClient (for pull subscriptions: tools, tests, benchmarks)."""
+    from google.cloud import pubsub_v1
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    return pubsub_v1.SubscriberClient(**_emulator_kwargs(emulator_host, SubscriberGrpcTransport))
+
+
 def provision(topology: Topology, project: str, push_endpoints: dict[str, str],
               emulator_host: str | None = None) -> None:
     """Create the topology's topics and subscriptions (idempotent). On Google Cloud, Terraform
@@ -56,12 +64,10 @@ def provision(topology: Topology, project: str, push_endpoints: dict[str, str],
     from google.cloud import pubsub_v1
     from google.protobuf import duration_pb2
     from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
     publisher = pubsub_v1.PublisherClient(
         **_emulator_kwargs(emulator_host, PublisherGrpcTransport))
-    subscriber = pubsub_v1.SubscriberClient(
-        **_emulator_kwargs(emulator_host, SubscriberGrpcTransport))
+    subscriber = make_subscriber(emulator_host)
 
     def seconds(value: float) -> duration_pb2.Duration:
         return duration_pb2.Duration(seconds=int(value), nanos=int((value % 1) * 1e9))

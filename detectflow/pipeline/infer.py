@@ -47,6 +47,8 @@ class Inferrer:
 
     def handle(self, notice: PreparedNotice) -> Outcome:
         if result_exists(self.buckets, notice.image_id):
+            log.info("duplicate delivery acknowledged", extra={"image_id": notice.image_id,
+                                                               "stage": "infer"})
             return "duplicate"
         try:
             return self._infer(notice)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Literal
 
@@ -36,6 +37,7 @@ def write_record(buckets: Buckets, record: ResultRecord) -> bool:
         log.info("result already recorded", extra={"image_id": record.image_id})
         return False
     log.info("result recorded", extra={"image_id": record.image_id, "status": record.status,
+                                       "pid": os.getpid(),
                                        "detections": len(record.detections),
                                        "error": record.error.code if record.error else None})
     return True

@@ -42,6 +42,8 @@ class Preprocessor:
             return "ignored"
         image_id = image_id_for_upload(obj.name, obj.generation)
         if result_exists(self.buckets, image_id):
+            log.info("duplicate delivery acknowledged", extra={"image_id": image_id,
+                                                               "stage": "preprocess"})
             return "duplicate"
         try:
             return self._prepare(image_id, obj)
