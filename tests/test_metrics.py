@@ -49,6 +49,9 @@ def test_voc_ignores_detections_of_difficult_boxes() -> None:
     # precision 1 .5 .33 .5 -> AP = .5 * 1 + .5 * .5
     assert report.map50 == pytest.approx(0.75)
     assert report.per_class[0].n_instances == 2
+    # COCO treats the difficult box like pycocotools' ignored boxes: same curve, read at 101
+    # recall points (51 at precision 1, 50 at .5).
+    assert report.map50_coco == pytest.approx((51 + 50 * 0.5) / 101)
 
 
 def test_perfect_detections_score_one_and_misses_score_zero() -> None:
