@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,14 +61,17 @@ def shell_blocks(markdown: str) -> list[str]:
     return blocks
 
 
-def detectflow_commands(block: str) -> list[list[str]]:
-    """argv lists (without `detectflow`) of every detectflow invocation in a shell block."""
+def shell_commands(block: str, program: str) -> list[list[str]]:
+    """argv lists (without the program) of every `program` invocation in a shell block:
+    continuation lines joined, prompts, comments, `VAR=x` prefixes, redirections, pipes,
+    `&&`/`;` chains and `$(...)` substitutions taken apart."""
     text = re.sub(r"\\\n", " ", block)
     commands = []
     for raw in text.splitlines():
         line = raw.lstrip()
         line = line[2:] if line.startswith("$ ") else line  # a console prompt
         line = re.sub(r"<([A-Za-z0-9_.-]+)>", r"PLACEHOLDER_\1", line)
+        line = line.replace("$(", "; ")  # a command substitution is a command of its own
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|<>")
         lexer.whitespace_split = True
         lexer.commenters = "#"
@@ -91,11 +95,18 @@ def detectflow_commands(block: str) -> list[list[str]]:
             else:
                 segment.append(token)
         for seg in segments:
-            while seg and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", seg[0]):
-                seg.pop(0)  # VAR=value prefixes
-            if seg and seg[0] == "detectflow":
+            while seg and (seg[0] in SHELL_WORDS or re.match(r"^[A-Za-z_]\w*=", seg[0])):
+                seg.pop(0)  # VAR=value prefixes, `do`, `then`, ...
+            if seg and seg[0] == program:
                 commands.append(seg[1:])
     return commands
+
+
+SHELL_WORDS = {"do", "then", "else", "time", "!", "sudo", "exec"}
+
+
+def detectflow_commands(block: str) -> list[list[str]]:
+    return shell_commands(block, "detectflow")
 
 
 @functools.cache
@@ -133,6 +144,37 @@ def problems_with(argv: list[str]) -> list[str]:
         if exit_.code not in (0, None):
             found.append(f"does not parse: {stderr.getvalue().strip().splitlines()[-1:]}")
     return found
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@functools.cache
+def gcloud_help(*words: str) -> tuple[int, str]:
+    env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+    result = subprocess.run(["gcloud", *words, "--help"], capture_output=True, text=True,
+                            timeout=120, env=env)
+    return result.returncode, ANSI.sub("", result.stdout + result.stderr)
+
+
+def gcloud_problems(argv: list[str]) -> list[str]:
+    """Why `gcloud <argv>` is not a gcloud command with those flags; empty when it is."""
+    path = []
+    for token in argv:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", token):
+            break
+        path.append(token)
+    while path and gcloud_help(*path)[0] != 0:
+        path.pop()  # a positional argument that looked like a word
+    if not path:
+        return ["not a gcloud command"]
+    text = gcloud_help(*path)[1]
+    synopsis = text.split("SYNOPSIS", 1)[-1].split("DESCRIPTION", 1)[0]
+    if re.search(rf"gcloud {' '.join(path)}\s+(GROUP \| )?COMMAND\b", synopsis):
+        return [f"`gcloud {' '.join(path)}` is a command group, not a command"]
+    flags = [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+    return [f"{flag} is not in `gcloud {' '.join(path)} --help`" for flag in flags
+            if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text)]
 
 
 def documented_commands(path: Path) -> list[tuple[str, list[str]]]:
@@ -279,3 +321,34 @@ def test_example_checker_rejects_wrong_payloads() -> None:
     with pytest.raises((AssertionError, ValueError, KeyError)):
         check_example("cloudevent", json.dumps({"type": "google.cloud.pubsub.topic.v1."
                                                 "messagePublished", "data": {"x": 1}}))
+
+
+# --- gcloud commands in the deployment guide ------------------------------------------------------
+
+
+def _gcloud_or_skip() -> None:
+    if shutil.which("gcloud") is None:
+        message = "gcloud is not installed (the Google Cloud CLI, a Debian package here)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_gcloud_checker_rejects_wrong_commands() -> None:
+    _gcloud_or_skip()
+    assert gcloud_problems(["storage", "cp", "a", "gs://b/"]) == []
+    assert gcloud_problems(["storage", "copy-everything", "a"]) != []
+    assert gcloud_problems(["storage", "cp", "--no-such-flag", "a", "b"]) != []
+    assert gcloud_problems(["storage", "--project", "p"]) != []  # a group, not a command
+
+
+def test_every_gcloud_command_in_the_deploy_guide_exists() -> None:
+    """The Google Cloud CLI installed here knows every command and flag the guide uses."""
+    _gcloud_or_skip()
+    doc = ROOT / "docs" / "deploy-gcp.md"
+    commands = [argv for block in shell_blocks(doc.read_text())
+                for argv in shell_commands(block, "gcloud")]
+    assert len(commands) >= 10
+    failures = {shlex.join(argv): problems for argv in commands
+                if (problems := gcloud_problems(argv))}
+    assert failures == {}

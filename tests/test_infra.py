@@ -26,6 +26,7 @@ from types import ModuleType
 import pytest
 
 from detectflow import topology as topo
+from detectflow.cli import build_parser
 from detectflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,6 +252,107 @@ def test_deployed_environment_names_are_real_settings() -> None:
         assert f"{role}_bucket" in Settings.model_fields
     for role in (x.role for x in t.topics):
         assert f"{role}_topic" in Settings.model_fields
+
+
+# --- Terraform itself evaluates the topology-driven locals (no provider needed) ------------------
+
+PURE_TF_FILES = ("variables.tf", "locals.tf", "trainer_job.tf")
+
+
+def terraform_eval(tmp_path: Path, expression: str, **variables: str) -> typing.Any:
+    """The value of `expression`, by `terraform console` over the files that hold only
+    variables and locals (as JSON: the console prints jsonencode()'s string, quoted)."""
+    terraform = tool("terraform")
+    for name in (*PURE_TF_FILES, "topology.auto.tfvars.json"):
+        shutil.copy(TF_DIR / name, tmp_path / name)
+    args = [f"-var={k}={v}" for k, v in {"project_id": "demo-project", **variables}.items()]
+    result = run([terraform, "console", "-no-color", *args], cwd=tmp_path,
+                 input=f"jsonencode({expression})\n")
+    # `terraform console` exits 0 even when the expression fails: look at stderr too.
+    assert result.returncode == 0 and "Error" not in result.stderr, result.stderr
+    return json.loads(json.loads(result.stdout.strip()))
+
+
+def test_terraform_derives_iam_from_the_topology(tmp_path: Path) -> None:
+    """Each function gets exactly the bucket and topic roles its reads/writes/publishes say:
+    objectViewer to read, objectUser to write, objectCreator (append-only) on results."""
+    got = terraform_eval(tmp_path, "{grants = local.function_bucket_grants,"
+                         " publish = local.function_publish_grants,"
+                         " dead_letters = local.dead_letter_topic_roles,"
+                         " notify = keys(local.notifying_buckets)}")
+    t = topo.default_topology("cloud")
+    expected = set()
+    for f in t.functions:
+        expected |= {(f.name, b, "roles/storage.objectViewer") for b in f.reads}
+        expected |= {(f.name, b, "roles/storage.objectCreator" if b == "results"
+                      else "roles/storage.objectUser") for b in f.writes}
+    assert {(g["function"], g["bucket"], g["role"]) for g in got["grants"].values()} == expected
+    assert {(g["function"], g["topic"]) for g in got["publish"].values()} == {
+        (f.name, topic) for f in t.functions for topic in f.publishes}
+    assert set(got["dead_letters"]) == {
+        t_.role for t_ in t.topics
+        if any(s.dead_letter_topic == t_.name for s in t.subscriptions)}
+    assert set(got["notify"]) == {b.role for b in t.buckets if b.notify_topic}
+
+
+def test_terraform_environment_configures_the_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment Terraform gives the functions makes detectflow's own settings loader
+    find the deployed buckets and topics."""
+    from detectflow.settings import load_function_settings
+
+    got = terraform_eval(tmp_path, "{env = local.pipeline_env, names = local.bucket_names}")
+    stale = [k for k in os.environ if k.startswith("DETECTFLOW_") or k.endswith("_EMULATOR_HOST")]
+    for key in stale:
+        monkeypatch.delenv(key)
+    for key, value in got["env"].items():
+        monkeypatch.setenv(key, value)
+    settings = load_function_settings()
+    assert (settings.storage, settings.bus, settings.project) == ("gcs", "pubsub", "demo-project")
+    assert settings.bucket_names() == got["names"] == {
+        b.role: f"demo-project-{b.name}" for b in topo.default_topology("cloud").buckets}
+    t = topo.default_topology("cloud")
+    assert settings.uploads_topic == t.topic("uploads").name
+    assert settings.prepared_topic == t.topic("prepared").name
+    assert settings.results_topic == t.topic("results").name
+    assert settings.dead_letter_topic == t.topic("dead_letter").name
+
+
+@pytest.mark.parametrize(("replicas", "gpus"), [(1, 1), (1, 4), (3, 2)])
+def test_trainer_job_spec_renders_a_valid_job(tmp_path: Path, replicas: int, gpus: int) -> None:
+    """The Vertex AI spec: one chief pool (+ one pool of N-1 workers), GPUs per machine, the
+    trainer image, and arguments `detectflow train` itself accepts."""
+    import yaml
+
+    extra = '["--epochs","3","--img-size","384x288"]'
+    variables = {"trainer_replicas": str(replicas), "trainer_gpus_per_replica": str(gpus),
+                 "trainer_args": extra}
+    spec = terraform_eval(tmp_path, "local.trainer_job_spec", **variables)
+    rendered = yaml.safe_load(terraform_eval(tmp_path, "yamlencode(local.trainer_job_spec)",
+                                             **variables))
+    assert rendered == spec  # what the file holds is what we check
+    pools = spec["workerPoolSpecs"]
+    assert [p["replicaCount"] for p in pools] == ([1] if replicas == 1 else [1, replicas - 1])
+    for pool in pools:
+        assert pool["machineSpec"]["acceleratorCount"] == gpus
+        assert pool["machineSpec"]["acceleratorType"].startswith("NVIDIA_")
+        container = pool["containerSpec"]
+        assert container["imageUri"].endswith("/detectflow/trainer:latest")
+        args = container["args"]
+        assert args[:2] == ["--data", "/gcs/demo-project-detectflow-training/datasets/bccd"]
+        build_parser().parse_args(["train", *args])  # SystemExit on anything train rejects
+    assert spec["serviceAccount"] == "detectflow-trainer@demo-project.iam.gserviceaccount.com"
+
+
+def test_terraform_validations_reject_bad_values(tmp_path: Path) -> None:
+    terraform = tool("terraform")
+    for name in (*PURE_TF_FILES, "topology.auto.tfvars.json"):
+        shutil.copy(TF_DIR / name, tmp_path / name)
+    for bad in ("-var=trainer_gpus_per_replica=3", "-var=name_prefix=Detect_Flow"):
+        result = run([terraform, "console", "-var=project_id=p", bad], cwd=tmp_path,
+                     input="local.bucket_names\n")
+        assert "Invalid value for variable" in result.stderr, bad
 
 
 # --- terraform fmt and checkov ------------------------------------------------------------------

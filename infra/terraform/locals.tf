@@ -1,13 +1,15 @@
 # Everything below is derived from var.topology (generated from detectflow/topology.py), so the
 # cloud deployment has exactly the buckets, topics, subscriptions and functions the local
-# emulator setup has.
-
-data "google_project" "this" {
-  project_id = var.project_id
-}
+# emulator setup has. Only variables in here, no resources: tests/test_infra.py evaluates these
+# locals with `terraform console`, which needs no provider.
 
 locals {
   bucket_prefix = var.bucket_prefix != "" ? var.bucket_prefix : var.project_id
+
+  # Deployment-only buckets and identities whose names other files need before they exist.
+  function_sources_bucket_name = "${local.bucket_prefix}-${var.name_prefix}-function-sources"
+  training_bucket_name         = "${local.bucket_prefix}-${var.name_prefix}-training"
+  trainer_service_account      = "${var.name_prefix}-trainer@${var.project_id}.iam.gserviceaccount.com"
 
   buckets      = { for b in var.topology.buckets : b.role => b }
   bucket_names = { for role, b in local.buckets : role => "${local.bucket_prefix}-${b.name}" }
@@ -25,11 +27,11 @@ locals {
     for s in values(local.dead_lettering_subscriptions) : local.topic_role_by_name[s.dead_letter_topic]
   ])
 
+  notifying_buckets = { for role, b in local.buckets : role => b if b.notify_topic != null }
+
   functions = { for f in var.topology.functions : f.name => f }
   # One deployable source tree per source folder (the dead-letter function shares preprocess's).
   function_sources = toset([for f in var.topology.functions : f.source])
-
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
   # What each function may do, straight from the topology's reads / writes / publishes.
   #   reads  -> roles/storage.objectViewer (get + list: list finds <model>/LATEST)
@@ -71,7 +73,7 @@ locals {
       DETECTFLOW_BUS        = "pubsub"
       DETECTFLOW_MODEL_NAME = var.model_name
     },
-    var.model_version != "" ? { DETECTFLOW_MODEL_VERSION = var.model_version } : {},
+    { for k, v in { DETECTFLOW_MODEL_VERSION = var.model_version } : k => v if v != "" },
     { for role, name in local.bucket_names : "DETECTFLOW_${upper(role)}_BUCKET" => name },
     { for role, t in local.topics : "DETECTFLOW_${upper(role)}_TOPIC" => t.name },
   )

@@ -26,7 +26,7 @@ output "frontend_url" {
 
 output "image_repository" {
   description = "Artifact Registry path for `docker push` (trainer and web app images)."
-  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+  value       = local.image_repository
 }
 
 output "trainer_image" {

@@ -6,6 +6,15 @@
 # CloudEvents). An Eventarc trigger creates its own subscription, whose dead-letter policy
 # would have to be patched outside Terraform.
 
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  # Google's Pub/Sub service agent: it forwards dead letters and mints push tokens.
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
 resource "google_pubsub_topic" "topic" {
   #checkov:skip=CKV_GCP_83:Messages are references (bucket/object names, ids), encrypted at rest with Google-managed keys; add kms_key_name where an organisation policy requires CMEK.
   for_each = local.topics

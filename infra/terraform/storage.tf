@@ -57,10 +57,6 @@ data "google_storage_project_service_account" "gcs" {
   project = var.project_id
 }
 
-locals {
-  notifying_buckets = { for role, b in local.buckets : role => b if b.notify_topic != null }
-}
-
 resource "google_pubsub_topic_iam_member" "gcs_publishes_notifications" {
   for_each = local.notifying_buckets
 
@@ -89,7 +85,7 @@ resource "google_storage_notification" "finalize" {
 # Zipped function sources (uploaded by Terraform, read by Cloud Build).
 resource "google_storage_bucket" "function_sources" {
   #checkov:skip=CKV_GCP_62:Build inputs only; Cloud Audit Logs cover access.
-  name                        = "${local.bucket_prefix}-${var.name_prefix}-function-sources"
+  name                        = local.function_sources_bucket_name
   project                     = var.project_id
   location                    = var.region
   uniform_bucket_level_access = true
@@ -117,7 +113,7 @@ resource "google_storage_bucket" "function_sources" {
 # plots, exported bundles). Jobs see it as /gcs/<bucket>/ (Cloud Storage FUSE).
 resource "google_storage_bucket" "training" {
   #checkov:skip=CKV_GCP_62:Used by training jobs only; Cloud Audit Logs cover access.
-  name                        = "${local.bucket_prefix}-${var.name_prefix}-training"
+  name                        = local.training_bucket_name
   project                     = var.project_id
   location                    = var.region
   uniform_bucket_level_access = true

@@ -51,43 +51,6 @@ resource "google_storage_bucket_iam_member" "trainer_models" {
   member = "serviceAccount:${google_service_account.trainer.email}"
 }
 
-locals {
-  trainer_image = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}/trainer:${var.trainer_image_tag}"
-  trainer_data  = var.trainer_data_uri != "" ? var.trainer_data_uri : "/gcs/${google_storage_bucket.training.name}/datasets/${var.model_name}"
-
-  trainer_machine = merge(
-    { machineType = var.trainer_machine_type },
-    var.trainer_gpus_per_replica > 0 ? {
-      acceleratorType  = var.trainer_accelerator_type
-      acceleratorCount = var.trainer_gpus_per_replica
-    } : {},
-  )
-  trainer_container = {
-    imageUri = local.trainer_image
-    # The image's entrypoint is `detectflow train`; these are its arguments. Every replica
-    # runs the same command; with several machines, TF_CONFIG (set by Vertex AI: pool 0 is
-    # the "chief", pool 1 the "worker"s) makes it MultiWorkerMirroredStrategy.
-    args = concat([
-      "--data", local.trainer_data,
-      "--out", "/gcs/${google_storage_bucket.training.name}/runs/${var.model_name}",
-      "--name", var.model_name,
-    ], var.trainer_args)
-  }
-
-  # Worker pool 0: the chief, exactly one replica. Worker pool 1: the other N-1 machines.
-  trainer_job_spec = {
-    workerPoolSpecs = concat(
-      [{ machineSpec = local.trainer_machine, replicaCount = 1, containerSpec = local.trainer_container }],
-      var.trainer_replicas > 1 ? [{
-        machineSpec   = local.trainer_machine
-        replicaCount  = var.trainer_replicas - 1
-        containerSpec = local.trainer_container
-      }] : [],
-    )
-    serviceAccount = google_service_account.trainer.email
-  }
-}
-
 resource "local_file" "trainer_job_spec" {
   filename        = "${path.module}/${var.trainer_job_spec_path}"
   file_permission = "0644"

@@ -20,7 +20,7 @@ variable "name_prefix" {
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
-    error_message = "name_prefix: 2-15 characters, lower-case letters, digits and '-', starting with a letter (it ends up in service account ids, which allow 30)."
+    error_message = "The name_prefix must be 2-15 characters: lower-case letters, digits and '-', starting with a letter (it ends up in service account ids, which allow 30)."
   }
 }
 
@@ -88,7 +88,7 @@ variable "topology" {
 
   validation {
     condition     = var.topology.profile == "cloud"
-    error_message = "topology.auto.tfvars.json must hold the \"cloud\" profile; regenerate it with `python infra/topology_tfvars.py`."
+    error_message = "The topology must be the \"cloud\" profile: regenerate topology.auto.tfvars.json with `python infra/topology_tfvars.py`."
   }
 }
 
@@ -178,13 +178,14 @@ variable "trainer_accelerator_type" {
 }
 
 variable "trainer_gpus_per_replica" {
-  description = "GPUs per machine (0: CPU only, for a smoke test). More than one: MirroredStrategy inside the machine."
+  description = "GPUs per machine. More than one: MirroredStrategy inside the machine."
   type        = number
   default     = 1
 
   validation {
-    condition     = contains([0, 1, 2, 4, 8], var.trainer_gpus_per_replica)
-    error_message = "trainer_gpus_per_replica must be 0, 1, 2, 4 or 8."
+    # tonumber(): some Terraform versions validate a -var value before converting it.
+    condition     = contains([1, 2, 4, 8], tonumber(var.trainer_gpus_per_replica))
+    error_message = "The trainer_gpus_per_replica must be 1, 2, 4 or 8."
   }
 }
 
@@ -194,8 +195,8 @@ variable "trainer_replicas" {
   default     = 1
 
   validation {
-    condition     = var.trainer_replicas >= 1 && var.trainer_replicas == floor(var.trainer_replicas)
-    error_message = "trainer_replicas must be a whole number >= 1."
+    condition     = tonumber(var.trainer_replicas) >= 1 && tonumber(var.trainer_replicas) == floor(var.trainer_replicas)
+    error_message = "The trainer_replicas must be a whole number >= 1."
   }
 }
 
