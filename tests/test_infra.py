@@ -637,3 +637,12 @@ def test_web_dockerfile_contract() -> None:
     assert "up --gcp" in cmd[-1] and "${PORT}" in cmd[-1] and cmd[-1].startswith("exec ")
     user = [v for k, v in instructions if k == "USER"][-1]
     assert user.split(":")[0] not in ("root", "0")
+
+
+def test_terraform_readme_documents_every_input_and_output() -> None:
+    readme = (TF_DIR / "README.md").read_text()
+    text = tf_text()
+    names = re.findall(r'^(?:variable|output) "(\w+)"', text, flags=re.M)
+    assert len(names) > 20
+    undocumented = [n for n in names if f"| `{n}` |" not in readme]
+    assert undocumented == []
