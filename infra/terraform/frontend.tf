@@ -38,8 +38,10 @@ resource "google_cloud_run_v2_service" "frontend" {
   labels              = var.labels
 
   template {
-    service_account                  = google_service_account.frontend.email
-    max_instance_request_concurrency = 40 # async I/O to storage: many requests per instance
+    service_account = google_service_account.frontend.email
+    # Requests mostly wait on storage, so several share an instance; but an upload body (up to
+    # 32 MiB) is held in memory (Cloud Run's disk is memory too): 8 x 32 MiB fits in 1 GiB.
+    max_instance_request_concurrency = 8
 
     scaling {
       min_instance_count = 0
@@ -56,7 +58,7 @@ resource "google_cloud_run_v2_service" "frontend" {
       resources {
         limits = {
           cpu    = "1"
-          memory = "512Mi"
+          memory = "1Gi"
         }
         cpu_idle = true # billed only while serving requests
       }
