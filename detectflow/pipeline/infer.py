@@ -31,6 +31,10 @@ from detectflow.storage import BlobNotFound, Buckets
 log = logging.getLogger(__name__)
 
 
+class _AlreadyDone(Exception):
+    """The result was written by an earlier delivery."""
+
+
 class Inferrer:
     def __init__(self, buckets: Buckets, bus: EventBus, registry: ModelRegistry,
                  results_topic: str, limits: ImageLimits) -> None:
@@ -46,12 +50,15 @@ class Inferrer:
         self._locks_lock = threading.Lock()
 
     def handle(self, notice: PreparedNotice) -> Outcome:
-        if result_exists(self.buckets, notice.image_id):
+        """Idempotent: the result is written once (`if_absent`). The happy path does not ask
+        first whether a result exists (one request less per image); a late duplicate finds
+        the work object gone and the result there, a racing one loses the conditional write."""
+        try:
+            return self._infer(notice)
+        except _AlreadyDone:
             log.info("duplicate delivery acknowledged", extra={"image_id": notice.image_id,
                                                                "stage": "infer"})
             return "duplicate"
-        try:
-            return self._infer(notice)
         except ImageError as err:
             record = error_record(notice.image_id, notice.source, err.code, str(err))
             return self._finish(record)
@@ -96,6 +103,8 @@ class Inferrer:
         try:
             data = self.buckets.work.get(notice.work_key)
         except BlobNotFound:
+            if result_exists(self.buckets, notice.image_id):
+                raise _AlreadyDone from None
             # Gone (lifecycle rule, manual cleanup): prepare again from the upload itself.
             log.warning("work object missing; preparing again from the upload",
                         extra={"image_id": notice.image_id})

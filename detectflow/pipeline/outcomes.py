@@ -45,11 +45,18 @@ def write_record(buckets: Buckets, record: ResultRecord) -> bool:
 
 def record_outcome(buckets: Buckets, bus: EventBus, results_topic: str, record: ResultRecord
                    ) -> Outcome:
-    """Write the record (once), tell listeners, tidy the work bucket."""
+    """Write the record (once), tell listeners, tidy the work bucket.
+
+    A failure note (rare) is left to the work bucket's lifecycle rule, except on the error
+    paths: deleting it on every success would cost a request per image.
+    """
     if not write_record(buckets, record):
         return "duplicate"
     publish_result_notice(bus, results_topic, record)
-    for key in (work_key(record.image_id), failure_note_key(record.image_id)):
+    keys = [work_key(record.image_id)]
+    if record.status == "failed":
+        keys.append(failure_note_key(record.image_id))
+    for key in keys:
         try:
             buckets.work.delete(key)
         except Exception:  # lifecycle rules remove leftovers

@@ -1,0 +1,450 @@
+"""Pipeline benchmark: how close the event pipeline gets to the compute bound, and what an
+upload waits for its result. Writes its section of docs/benchmarks.md.
+
+  1. compute bound: decode + preprocess + int8 inference per image, tight loop, one process;
+  2. throughput: N uploads of BCCD images at once, 1 and 2 instances, on the embedded backend
+     and on the emulator stack (Pub/Sub emulator + fake-gcs-server + functions-framework);
+     lost (no result) and duplicated (a result written twice) are counted, not assumed;
+  3. upload -> result latency p50/p95/p99 at a steady rate of half the measured saturation;
+  4. cold start of the infer function (process start -> first result), and the same with
+     `import tensorflow` added, for comparison.
+
+    .venv/bin/python benchmarks/pipeline.py                 # everything (~3-5 min)
+    .venv/bin/python benchmarks/pipeline.py --skip-emulators --images 200 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from detectflow.emulators import EmulatorConfig, EmulatorStack, free_port  # noqa: E402
+from detectflow.imaging import DEFAULT_LIMITS  # noqa: E402
+from detectflow.layout import new_image_id, upload_key, work_key  # noqa: E402
+from detectflow.model import Detector, Manifest  # noqa: E402
+from detectflow.model.registry import publish_bundle  # noqa: E402
+from detectflow.pipeline.embedded import EmbeddedPipeline  # noqa: E402
+from detectflow.pipeline.events import PreparedNotice  # noqa: E402
+from detectflow.pipeline.prepare import encode_prepared, prepare_image  # noqa: E402
+from detectflow.records import ResultRecord, SourceObject  # noqa: E402
+from detectflow.settings import load_settings  # noqa: E402
+from detectflow.storage import Buckets, make_buckets  # noqa: E402
+
+DOCS = REPO / "docs" / "benchmarks.md"
+SECTION = "pipeline"
+IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+# --- data --------------------------------------------------------------------------------
+
+def load_images(data_dir: Path) -> list[tuple[str, bytes]]:
+    folder = data_dir / "JPEGImages" if (data_dir / "JPEGImages").is_dir() else data_dir
+    images = [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.jpg"))]
+    if not images:
+        raise SystemExit(f"no .jpg images under {folder}")
+    return images
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def created_at(record: ResultRecord) -> float:
+    return datetime.fromisoformat(record.created).timestamp()
+
+
+# --- 1. compute bound --------------------------------------------------------------------
+
+def compute_bound(images: list[tuple[str, bytes]], bundle: Path) -> dict[str, float]:
+    detector = Detector.load(bundle)
+    size = detector.input_size
+    for _, data in images[:5]:  # warm up
+        prepared = prepare_image(data, size, DEFAULT_LIMITS)
+        detector.detect_prepared(prepared.pixels, prepared.placement)
+    per_image: list[float] = []
+    stages: dict[str, list[float]] = {"decode": [], "resize": [], "inference": [],
+                                      "postprocess": []}
+    for _, data in images:
+        start = time.perf_counter()
+        prepared = prepare_image(data, size, DEFAULT_LIMITS)
+        detector.detect_prepared(prepared.pixels, prepared.placement)
+        per_image.append((time.perf_counter() - start) * 1e3)
+        stages["decode"].append(prepared.timings_ms["decode_ms"])
+        stages["resize"].append(prepared.timings_ms["resize_ms"])
+        stages["inference"].append(detector.last_timings.inference_ms)
+        stages["postprocess"].append(detector.last_timings.postprocess_ms)
+    result = {f"{k}_ms": statistics.median(v) for k, v in stages.items()}
+    result["per_image_ms"] = statistics.median(per_image)
+    result["mean_ms"] = statistics.fmean(per_image)
+    result["images_per_s"] = 1e3 / result["mean_ms"]
+    return result
+
+
+# --- 2/3. pipeline runs ------------------------------------------------------------------
+
+@dataclass
+class Run:
+    backend: str
+    instances: int
+    uploads: int
+    seconds: float = 0.0
+    lost: int = 0
+    duplicated: int = 0
+    failed: int = 0
+    redeliveries_absorbed: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return self.uploads / self.seconds if self.seconds else 0.0
+
+
+class Target:
+    """A running pipeline: its buckets, and how to read its 'result recorded' log lines."""
+
+    def __init__(self, buckets: Buckets, log_lines: Callable[[], list[str]]) -> None:
+        self.buckets = buckets
+        self.log_lines = log_lines
+
+    def put(self, key: str, data: bytes) -> None:
+        self.buckets.uploads.put(key, data, "image/jpeg")
+
+
+def drive(target: Target, images: list[tuple[str, bytes]], count: int, rate: float | None,
+          backend: str, instances: int, timeout: float = 600) -> Run:
+    """Upload `count` images (all at once, or at `rate` per second) and wait for every result."""
+    run = Run(backend, instances, count)
+    before = {info.key for info in target.buckets.results.list()}
+    sent: dict[str, float] = {}
+    start = time.time()
+    for index in range(count):
+        if rate:
+            delay = start + index / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        name, data = images[index % len(images)]
+        image_id = new_image_id()
+        sent[image_id] = time.time()
+        target.put(upload_key(image_id, name), data)
+    deadline = time.time() + timeout
+    expected = {f"{i}.json" for i in sent}
+    while time.time() < deadline:
+        done = {info.key for info in target.buckets.results.list()} - before
+        if expected <= done:
+            break
+        time.sleep(1.0)  # listing is not free: poll gently (completion times come from records)
+    records: dict[str, ResultRecord] = {}
+    for image_id in sent:
+        with contextlib.suppress(KeyError):
+            records[image_id] = ResultRecord.model_validate_json(
+                target.buckets.results.get(f"{image_id}.json"))
+    run.lost = count - len(records)
+    run.failed = sum(1 for r in records.values() if r.status != "done")
+    finished = [created_at(r) for r in records.values()]
+    run.seconds = (max(finished) - start) if finished else 0.0
+    run.latencies_ms = [(created_at(r) - sent[i]) * 1e3 for i, r in records.items()]
+    written: Counter[str] = Counter()
+    absorbed = 0
+    for line in target.log_lines():
+        match = IMAGE_ID.search(line)
+        if match is None or match.group(0) not in sent:
+            continue
+        if "result recorded" in line:
+            written[match.group(0)] += 1
+        elif "duplicate delivery acknowledged" in line:
+            absorbed += 1
+    run.duplicated = sum(n - 1 for n in written.values() if n > 1)
+    run.redeliveries_absorbed = absorbed
+    return run
+
+
+class LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.getMessage()} {record.__dict__.get('image_id', '')}")
+
+
+def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
+                  instances_list: list[int], latency_count: int) -> list[Run]:
+    runs = []
+    for instances in instances_list:
+        root = Path(tempfile.mkdtemp(prefix="bench-embedded-"))
+        try:
+            name = Manifest.read(bundle).name
+            settings = load_settings(storage="local", bus="memory", data_dir=root / "data",
+                                     model_name=name, model_cache_dir=root / "cache")
+            buckets = Buckets.local(settings.data_dir)
+            publish_bundle(buckets.models, bundle)
+            logs = LogCollector()
+            logger = logging.getLogger("detectflow.pipeline")
+            logger.addHandler(logs)
+            logger.setLevel(logging.INFO)
+            with EmbeddedPipeline(buckets, settings, workers=instances, watch=False) as p:
+                target = Target(p.buckets, lambda logs=logs: logs.lines)  # type: ignore[misc]
+                drive(target, images, 2 * instances, None, "warm-up", instances)
+                run = drive(target, images, count, None, "embedded", instances)
+                runs.append(run)
+                steady = drive(target, images, latency_count, run.throughput / 2,
+                               "embedded", instances)
+                run.latencies_ms = steady.latencies_ms
+            logger.removeHandler(logs)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        report_progress(runs[-1])
+    return runs
+
+
+def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
+                  instances_list: list[int], latency_count: int,
+                  cold_starts: int) -> tuple[list[Run], dict[str, float]]:
+    runs: list[Run] = []
+    cold: dict[str, float] = {}
+    name = Manifest.read(bundle).name
+    for instances in instances_list:
+        stack = EmulatorStack(EmulatorConfig(model_name=name, instances=instances,
+                                             model_check_seconds=30)).start()
+        try:
+            buckets = make_buckets(stack.settings())
+            publish_bundle(buckets.models, bundle)
+
+            def lines(stack: EmulatorStack = stack) -> list[str]:
+                return (stack.function_log("preprocess") + stack.function_log("infer")
+                        ).splitlines()
+
+            target = Target(buckets, lines)
+            drive(target, images, 4 * instances, None, "warm-up", instances)
+            run = drive(target, images, count, None, "emulators", instances)
+            steady = drive(target, images, latency_count, run.throughput / 2, "emulators",
+                           instances)
+            run.latencies_ms = steady.latencies_ms
+            runs.append(run)
+            report_progress(run)
+            if not cold and cold_starts:
+                cold = cold_start(stack, buckets, images[0][1], bundle, cold_starts)
+        finally:
+            stack.stop()
+            shutil.rmtree(stack.log_dir, ignore_errors=True)
+    return runs, cold
+
+
+def report_progress(run: Run) -> None:
+    print(f"  {run.backend} x{run.instances}: {run.throughput:.1f} images/s, lost {run.lost},"
+          f" duplicated {run.duplicated}, failed {run.failed}", file=sys.stderr)
+
+
+# --- 4. cold start -----------------------------------------------------------------------
+
+TF_MAIN = """\
+import tensorflow  # noqa: F401  (what a TensorFlow-based function pays at cold start)
+import runpy
+globals().update(runpy.run_path({path!r}))
+"""
+
+
+def cold_start(stack: EmulatorStack, buckets: Buckets, jpeg: bytes, bundle: Path,
+               repeats: int) -> dict[str, float]:
+    """Median seconds from spawning a fresh infer instance to its first result written."""
+    manifest = Manifest.read(bundle)
+    size = (manifest.input.width, manifest.input.height)
+    tf_dir = Path(tempfile.mkdtemp(prefix="bench-tf-main-"))
+    (tf_dir / "main.py").write_text(TF_MAIN.format(
+        path=str(REPO / "functions" / "infer" / "main.py")))
+    out: dict[str, float] = {}
+    for label, source in (("litert", REPO / "functions" / "infer" / "main.py"),
+                          ("with_tensorflow", tf_dir / "main.py")):
+        times = [_one_cold_start(stack, buckets, jpeg, size, source) for _ in range(repeats)]
+        out[label] = statistics.median(times)
+        print(f"  cold start {label}: {[round(t, 2) for t in times]} s", file=sys.stderr)
+    out["tensorflow_import"] = statistics.median(_import_seconds("tensorflow")
+                                                 for _ in range(repeats))
+    shutil.rmtree(tf_dir, ignore_errors=True)
+    return out
+
+
+def _import_seconds(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; " \
+           "print(time.perf_counter() - t)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _one_cold_start(stack: EmulatorStack, buckets: Buckets, jpeg: bytes,
+                    size: tuple[int, int], source: Path) -> float:
+    image_id = new_image_id()
+    prepared = prepare_image(jpeg, size, DEFAULT_LIMITS)
+    buckets.work.put(work_key(image_id), encode_prepared(prepared.pixels, prepared.placement))
+    notice = PreparedNotice(image_id=image_id, work_key=work_key(image_id),
+                            source=SourceObject(bucket=buckets.uploads.bucket, name="x.jpg"))
+    data, attributes = notice.to_message()
+    body = json.dumps({"message": {"data": base64.b64encode(data).decode(),
+                                   "attributes": attributes, "messageId": image_id},
+                       "subscription": "cold-start"}).encode()
+    port = free_port()
+    cache = Path(tempfile.mkdtemp(prefix="bench-cold-cache-"))  # a new instance has no cache
+    env = {**os.environ, **stack.env(), "DETECTFLOW_MODEL_CACHE_DIR": str(cache),
+           "WORKERS": "1", "THREADS": "4", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = [sys.executable, "-m", "functions_framework", "--target", "detect_objects",
+            "--source", str(source), "--signature-type", "cloudevent", "--host", "127.0.0.1",
+            "--port", str(port)]
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/projects/p/topics/prepared"
+        while True:
+            if time.perf_counter() - start > 120:
+                raise RuntimeError("the infer function never answered")
+            try:
+                request = urllib.request.Request(url, data=body, headers={
+                    "Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    if response.status == 200:
+                        break
+            except (TimeoutError, urllib.error.URLError, ConnectionError):
+                time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        if buckets.results.stat(f"{image_id}.json") is None:
+            raise RuntimeError("the function answered but wrote no result")
+        return elapsed
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+# --- report ------------------------------------------------------------------------------
+
+def render(bound: dict[str, float], runs: list[Run], cold: dict[str, float], images: int,
+           source: str, model: Manifest, count: int) -> str:
+    lines = [
+        f"Model `{model.name}` {model.version} ({model.export}, input "
+        f"{model.input.width}x{model.input.height}); {images} distinct BCCD images from "
+        f"{source}, cycled to {count} uploads per run. "
+        f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), Python "
+        f"{platform.python_version()}; measured {time.strftime('%Y-%m-%d %H:%M')}, 1-min "
+        f"load average {os.getloadavg()[0]:.1f} (other work shares these cores).",
+        "",
+        "**Compute bound** (one process, tight loop: decode + letterbox + int8 inference + "
+        "box decoding), medians per image:",
+        "",
+        "| decode | resize | inference | postprocess | total | images/s |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {bound['decode_ms']:.2f} ms | {bound['resize_ms']:.2f} ms | "
+        f"{bound['inference_ms']:.2f} ms | {bound['postprocess_ms']:.2f} ms | "
+        f"{bound['per_image_ms']:.2f} ms | {bound['images_per_s']:.1f} |",
+        "",
+        f"**Pipeline**: {count} uploads at once (throughput), then uploads at a steady half of "
+        "that rate (latency = result record written - upload started, same clock). "
+        "Instances: worker threads per stage (embedded) or gunicorn worker processes per "
+        "function behind one push subscription (emulators).",
+        "",
+        "| backend | instances | images/s | % of compute bound | lost | duplicated | failed "
+        "| latency p50 | p95 | p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lat = run.latencies_ms or [float("nan")]
+        lines.append(
+            f"| {run.backend} | {run.instances} | {run.throughput:.1f} | "
+            f"{100 * run.throughput / bound['images_per_s']:.0f} % | {run.lost} | "
+            f"{run.duplicated} | {run.failed} | {percentile(lat, 50):.0f} ms | "
+            f"{percentile(lat, 95):.0f} ms | {percentile(lat, 99):.0f} ms |")
+    absorbed = sum(r.redeliveries_absorbed for r in runs)
+    lines += ["", f"Redeliveries absorbed by the idempotency check over all runs: {absorbed}."]
+    if cold:
+        lines += [
+            "",
+            "**Cold start** of the infer function (spawn functions-framework -> first result "
+            "written, fresh model cache, model downloaded from fake-gcs-server), median:",
+            "",
+            "| LiteRT (as shipped) | same + `import tensorflow` | `import tensorflow` alone |",
+            "|---:|---:|---:|",
+            f"| {cold['litert']:.2f} s | {cold['with_tensorflow']:.2f} s | "
+            f"{cold['tensorflow_import']:.2f} s |",
+        ]
+    return "\n".join(lines)
+
+
+def write_section(body: str, path: Path = DOCS) -> None:
+    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    block = f"{begin}\n## Event pipeline (`benchmarks/pipeline.py`)\n\n{body.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "bccd",
+                        help="BCCD (VOC) folder; default ../shared/data/bccd, else the "
+                        "committed samples")
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "bccd")
+    parser.add_argument("--images", type=int, default=500, help="uploads per throughput run")
+    parser.add_argument("--latency-images", type=int, default=200)
+    parser.add_argument("--instances", default="1,2")
+    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--skip-emulators", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    data = args.data if args.data.is_dir() else REPO / "tests" / "data" / "samples"
+    images = load_images(data)
+    instances = [int(v) for v in args.instances.split(",")]
+    print(f"compute bound over {len(images)} images...", file=sys.stderr)
+    bound = compute_bound(images, args.model)
+    print(f"  {bound['per_image_ms']:.2f} ms/image, {bound['images_per_s']:.1f} images/s",
+          file=sys.stderr)
+    runs = embedded_runs(images, args.model, args.images, instances, args.latency_images)
+    cold: dict[str, float] = {}
+    if not args.skip_emulators:
+        emu, cold = emulator_runs(images, args.model, args.images, instances,
+                                  args.latency_images, args.cold_starts)
+        runs += emu
+    source = "../shared/data/bccd" if data == args.data else "tests/data/samples"
+    body = render(bound, runs, cold, len(images), source, Manifest.read(args.model),
+                  args.images)
+    print(body)
+    if not args.no_write:
+        write_section(body)
+        print(f"\nwritten to {DOCS.relative_to(REPO)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
