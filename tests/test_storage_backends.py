@@ -153,3 +153,31 @@ def test_binary_payload_is_byte_exact(store: BlobStore) -> None:
     payload = bytes(range(256)) * 1000
     store.put("blob.bin", payload)
     assert store.get("blob.bin") == payload
+
+
+@pytest.mark.parametrize("backend", ["local", "gcs", "s3"])
+def test_make_buckets_builds_the_four_roles_from_settings(backend: str, tmp_path: Path,
+                                                          request: pytest.FixtureRequest
+                                                          ) -> None:
+    from detectflow.settings import load_settings
+    from detectflow.storage import make_buckets
+
+    suffix = next(_bucket_counter)
+    names = {f"{role}_bucket": f"df-{role}-{suffix}"
+             for role in ("uploads", "work", "results", "models")}
+    if backend == "local":
+        settings = load_settings(storage="local", data_dir=tmp_path)
+    elif backend == "gcs":
+        settings = load_settings(storage="gcs", project="p", **names,
+                                 storage_emulator_host=request.getfixturevalue("gcs_url"))
+    else:
+        settings = load_settings(storage="s3", **names,
+                                 s3_endpoint_url=request.getfixturevalue("s3_endpoint"))
+    buckets = make_buckets(settings, create=True)
+    for role in ("uploads", "work", "results", "models"):
+        store = getattr(buckets, role)
+        store.put("probe.txt", role.encode())
+        assert store.get("probe.txt") == role.encode()
+        if backend != "local":
+            assert store.bucket == names[f"{role}_bucket"]
+    assert [i.key for i in buckets.results.list()] == ["probe.txt"]  # roles are separate
