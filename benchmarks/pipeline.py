@@ -206,6 +206,7 @@ def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
             logger = logging.getLogger("detectflow.pipeline")
             logger.addHandler(logs)
             logger.setLevel(logging.INFO)
+            logger.propagate = False  # collected, not printed: printing costs CPU too
             with EmbeddedPipeline(buckets, settings, workers=instances, watch=False) as p:
                 target = Target(p.buckets, lambda logs=logs: logs.lines)  # type: ignore[misc]
                 drive(target, images, 2 * instances, None, "warm-up", instances)
@@ -215,6 +216,7 @@ def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
                                "embedded", instances)
                 run.latencies_ms = steady.latencies_ms
             logger.removeHandler(logs)
+            logger.propagate = True
         finally:
             shutil.rmtree(root, ignore_errors=True)
         report_progress(runs[-1])
