@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,15 +45,34 @@ def post_image(base: str, filename: str, data: bytes) -> str:
         return image_id
 
 
-def test_up_serves_the_app_and_processes_uploads(tmp_path: Path, model_bundle: Path,
-                                                 samples_dir: Path) -> None:
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_up_serves_the_app_and_processes_uploads(storage: str, tmp_path: Path,
+                                                 model_bundle: Path, samples_dir: Path,
+                                                 request: pytest.FixtureRequest) -> None:
     port = free_port()
     data_dir = tmp_path / "data"
+    env = {**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": str(tmp_path / "cache")}
+    if storage == "s3":  # S3-compatible storage (moto's server here; MinIO for a user)
+        env.update({"DETECTFLOW_STORAGE": "s3", "AWS_ACCESS_KEY_ID": "test",
+                    "AWS_SECRET_ACCESS_KEY": "test",
+                    "DETECTFLOW_S3_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")})
     process = subprocess.Popen(
         [sys.executable, "-m", "detectflow.cli", "up", "--port", str(port), "--data-dir",
          str(data_dir), "--model", str(model_bundle)],
-        cwd=tmp_path, env={**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": str(tmp_path / "cache")},
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -66,7 +86,10 @@ def test_up_serves_the_app_and_processes_uploads(tmp_path: Path, model_bundle: P
             pytest.fail("detectflow up never answered /healthz")
         image = samples_dir / "JPEGImages" / "BloodImage_00011.jpg"
         uploaded = post_image(base, image.name, image.read_bytes())
-        shutil.copy(image, data_dir / "uploads" / "dropped in.jpg")  # the folder route
+        if storage == "local":
+            shutil.copy(image, data_dir / "uploads" / "dropped in.jpg")  # the folder route
+        else:
+            post_image(base, "second.jpg", image.read_bytes())
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -79,7 +102,10 @@ def test_up_serves_the_app_and_processes_uploads(tmp_path: Path, model_bundle: P
             pytest.fail(f"uploads not processed: {listing}")
         detail = get_json(f"{base}/api/images/{uploaded}")
         assert detail["status"] == "done" and detail["detections"]
-        assert len(list((data_dir / "results").glob("*.json"))) == 2
+        if storage == "local":
+            assert len(list((data_dir / "results").glob("*.json"))) == 2
+        else:
+            assert not data_dir.exists()  # everything went to the S3 endpoint
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -25,6 +25,8 @@ modes:
   (default)     everything in this process: local folders under --data-dir, an in-process
                 event bus, the bundled model. No Java, no cloud. Images uploaded through the
                 app, or copied into <data-dir>/uploads/, get results in <data-dir>/results/.
+                (DETECTFLOW_STORAGE=s3 with DETECTFLOW_S3_ENDPOINT_URL keeps the blobs in
+                S3-compatible storage instead.)
   --emulators   the local cloud: Google's Pub/Sub emulator, fake-gcs-server and the two
                 functions under functions-framework, wired like Google Cloud (push
                 subscriptions, retries, dead letters). Needs Java and the Pub/Sub emulator.
@@ -123,18 +125,26 @@ def _backend(args: argparse.Namespace) -> Iterator[
 
     from detectflow.pipeline.embedded import EmbeddedPipeline
 
-    overrides: dict[str, Any] = {"storage": "local", "bus": "memory"}
+    # The in-process bus over local folders by default; DETECTFLOW_STORAGE=s3 (MinIO, ...)
+    # works too (uploads through the app are announced; there is no folder to watch).
+    overrides: dict[str, Any] = {"bus": "memory"}
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
-    buckets = make_buckets(settings)
+    if settings.storage == "gcs":
+        raise SystemExit("detectflow up: DETECTFLOW_STORAGE=gcs runs with --emulators or --gcp")
+    buckets = make_buckets(settings, create=settings.storage != "local")
     name = _ensure_model(buckets.models, settings, _bundle_dir(args.model))
     settings = settings.model_copy(update={"model_name": name})
     pipeline = EmbeddedPipeline(buckets, settings, workers=args.instances,
                                 watch=not args.no_watch).start()
-    log.info("embedded pipeline running", extra={
-        "data_dir": str(Path(settings.data_dir).resolve()),
-        "drop_images_into": str(Path(settings.data_dir).resolve() / "uploads")})
+    if settings.storage == "local":
+        log.info("embedded pipeline running", extra={
+            "data_dir": str(Path(settings.data_dir).resolve()),
+            "drop_images_into": str(Path(settings.data_dir).resolve() / "uploads")})
+    else:
+        log.info("embedded pipeline running", extra={"storage": settings.storage,
+                                                     "buckets": settings.bucket_names()})
     try:
         yield settings, pipeline.buckets, pipeline.registry.manifest
     finally:
