@@ -67,7 +67,7 @@ def s3_endpoint() -> Iterator[str]:
 _bucket_counter = iter(range(10_000))
 
 
-@pytest.fixture(params=["local", "gcs", "s3"])
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.emulators), "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     name = f"test-bucket-{next(_bucket_counter)}"
     if request.param == "local":
@@ -155,7 +155,8 @@ def test_binary_payload_is_byte_exact(store: BlobStore) -> None:
     assert store.get("blob.bin") == payload
 
 
-@pytest.mark.parametrize("backend", ["local", "gcs", "s3"])
+@pytest.mark.parametrize(
+    "backend", ["local", pytest.param("gcs", marks=pytest.mark.emulators), "s3"])
 def test_make_buckets_builds_the_four_roles_from_settings(backend: str, tmp_path: Path,
                                                           request: pytest.FixtureRequest
                                                           ) -> None:
