@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from trainer.batches import normalize
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, carve_validation, load_training_data
 from trainer.qat import WEIGHTS_FILE
-from trainer.tflite import convert, output_positions
+from trainer.tflite import convert, export_saved_model, output_positions
 from trainer.train import decoding_spec, fitness
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def save_float_weights(model: Any, path: Path) -> None:
 def run_qat(run_dir: Path, out: Path, num_classes: int, config: TrainConfig, epochs: int) -> bytes:
     cmd = [sys.executable, "-m", "trainer.qat", "--run", str(run_dir), "--out", str(out),
            "--num-classes", str(num_classes), "--width", str(config.width),
+           "--input-size", str(config.input_width), str(config.input_height),
            "--epochs", str(epochs)]
     log.info("quantization-aware training in a tf_keras subprocess", extra={"epochs": epochs})
     subprocess.run(cmd, check=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
@@ -135,12 +137,19 @@ def export_run(
     manifest = base_manifest(config, data, name or config.name, version)
     state_file = run_dir / "state.json"
     if state_file.is_file():
-        manifest.metrics["training_val"] = json.loads(state_file.read_text())["best_metrics"]
+        state = json.loads(state_file.read_text())
+        manifest.metrics["training_val"] = state["best_metrics"]
+        manifest.metrics["training_run"] = {
+            "minutes": round(state["minutes"], 2), "epochs": state["epochs_done"],
+            "best_epoch": state["best_epoch"],
+        }
     splits = eval_splits(config, data.classes)
     sample = normalize(data.val.images[0])
     outputs = model(sample[None], training=False)
     reference = {k: np.asarray(v)[0] for k, v in outputs.items()}
     reports: dict[str, dict[str, Any]] = {}
+    saved_model = export_saved_model(model, config.input_height, config.input_width,
+                                     Path(tempfile.mkdtemp(prefix="detectflow-export-")))
     for fmt in formats:
         path = bundle / FILE_NAMES[fmt]
         started = time.monotonic()
@@ -149,7 +158,7 @@ def export_run(
             flatbuffer = run_qat(run_dir, path, len(data.classes), config, qat_epochs)
         else:
             rep = representative_data(data, representative_count) if fmt == "int8" else None
-            flatbuffer = convert(model, config.input_height, config.input_width, fmt, rep)
+            flatbuffer = convert(saved_model, fmt, rep)
             path.write_bytes(flatbuffer)
         positions = output_positions(flatbuffer, sample, reference)
         manifest.exports[fmt] = ExportMetrics(file=path.name, size_bytes=len(flatbuffer),
@@ -158,7 +167,9 @@ def export_run(
         log.info("export done", extra={"format": fmt, "bytes": len(flatbuffer),
                                        "seconds": round(time.monotonic() - started, 1),
                                        **{k: v for k, v in reports[fmt].items() if k != "test"}})
+    shutil.rmtree(saved_model, ignore_errors=True)
     choose_default(manifest, bundle)
+    manifest.write(bundle)  # write_plots loads the bundle's default model through it
     write_plots(manifest, bundle, run_dir, splits)
     manifest.write(bundle)
     return bundle

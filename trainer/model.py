@@ -88,9 +88,11 @@ def build_detector(
     config: ModelConfig,
     input_shape: tuple[int | None, int | None, int] = (None, None, 3),
     keras: ModuleType | None = None,
+    list_outputs: bool = False,
 ) -> Any:
     """Return a functional model: normalized image (B,H,W,3) in [-1, 1] ->
-    {"heatmap": (B,H/4,W/4,C) in [0,1], "ltrb": (B,H/4,W/4,4) >= 0 in units of LTRB_UNIT_PX}.
+    {"heatmap": (B,H/4,W/4,C) in [0,1], "ltrb": (B,H/4,W/4,4) >= 0 in units of LTRB_UNIT_PX}
+    (or the list [heatmap, ltrb] with `list_outputs`, for tfmot, which needs a flat model).
 
     H and W must be multiples of 32.
     """
@@ -129,7 +131,8 @@ def build_detector(
         box
     )
     ltrb = layers.ReLU(name="ltrb", dtype="float32")(box)
-    return keras.Model(inputs, {"heatmap": heatmap, "ltrb": ltrb}, name="detectflow_centernet")
+    outputs = [heatmap, ltrb] if list_outputs else {"heatmap": heatmap, "ltrb": ltrb}
+    return keras.Model(inputs, outputs, name="detectflow_centernet")
 
 
 def copy_weights_by_name(source: Any, target: Any) -> int:

@@ -45,12 +45,11 @@ def build_qat_model(run_dir: Path, num_classes: int, width: float) -> Any:
 
     from trainer.model import ModelConfig, build_detector
 
-    float_model = build_detector(ModelConfig(num_classes, width=width), keras=tf_keras)
+    float_model = build_detector(ModelConfig(num_classes, width=width), keras=tf_keras,
+                                 list_outputs=True)
     copied = load_weights_by_name(float_model, run_dir / WEIGHTS_FILE)
     log.info("float weights copied into the tf_keras model (%d layers)", copied)
-    outputs = float_model(float_model.input)
-    listed = tf_keras.Model(float_model.input, [outputs["heatmap"], outputs["ltrb"]])
-    return tfmot.quantization.keras.quantize_model(listed)
+    return tfmot.quantization.keras.quantize_model(float_model)
 
 
 def fine_tune(model: Any, run_dir: Path, epochs: int, learning_rate: float) -> None:
@@ -88,10 +87,13 @@ def fine_tune(model: Any, run_dir: Path, epochs: int, learning_rate: float) -> N
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
 
 
-def convert_qat(model: Any) -> bytes:
+def convert_qat(model: Any, height: int, width: int) -> bytes:
+    """Fixed batch-1 input of the serving size (the model itself trained on smaller crops)."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    serve = tf.function(lambda image: model(image, training=False))
+    concrete = serve.get_concrete_function(tf.TensorSpec((1, height, width, 3), tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.float32
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where to write the .tflite")
     parser.add_argument("--num-classes", type=int, required=True)
     parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--input-size", type=int, nargs=2, required=True, metavar=("W", "H"))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     args = parser.parse_args(argv)
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     model = build_qat_model(args.run, args.num_classes, args.width)
     fine_tune(model, args.run, args.epochs, args.learning_rate)
-    args.out.write_bytes(convert_qat(model))
+    args.out.write_bytes(convert_qat(model, height=args.input_size[1], width=args.input_size[0]))
     log.info("QAT int8 model written to %s (%d bytes)", args.out, args.out.stat().st_size)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,28 +16,24 @@ log = logging.getLogger(__name__)
 RepresentativeData = Callable[[], Iterator[list[npt.NDArray[np.float32]]]]
 
 
-def concrete_function(model: Any, height: int, width: int) -> Any:
-    """A batch-1, fixed-size graph of the model returning (heatmap, ltrb) in that order."""
+def export_saved_model(model: Any, height: int, width: int, directory: Path) -> Path:
+    """A batch-1, fixed-size SavedModel of the Keras model (weights frozen on conversion).
 
-    @tf.function(input_signature=[tf.TensorSpec((1, height, width, 3), tf.float32, "image")])
-    def serve(image: Any) -> dict[str, Any]:
-        outputs = model(image, training=False)
-        return {"heatmap": outputs["heatmap"], "ltrb": outputs["ltrb"]}
-
-    return serve.get_concrete_function()
+    Converting a `tf.function` over Keras 3 variables directly leaves READ_VARIABLE ops with
+    no values in the flatbuffer; the SavedModel route freezes them.
+    """
+    spec = tf.TensorSpec((1, height, width, 3), tf.float32, name="image")
+    model.export(str(directory), format="tf_saved_model", input_signature=[spec], verbose=False)
+    return directory
 
 
 def convert(
-    model: Any,
-    height: int,
-    width: int,
+    saved_model_dir: Path,
     mode: str,
     representative_data: RepresentativeData | None = None,
 ) -> bytes:
     """mode: float32 | float16 | int8 (full integer, uint8 input, float32 outputs)."""
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [concrete_function(model, height, width)], model
-    )
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from trainer.data import TrainingData, load_training_data
 from trainer.ema import ModelEMA
 from trainer.losses import box_giou_loss, heatmap_focal_loss
 from trainer.model import LTRB_UNIT_PX, STRIDE, ModelConfig, build_detector
+from trainer.schedule import CosineSchedule
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class RunResult:
     best_metrics: dict[str, Any]
     epochs_run: int
     minutes: float
+    chief: bool = True  # False on the other workers of a multi-machine job: they export nothing
 
 
 def fitness(map50: float, map50_95: float) -> float:
@@ -221,18 +224,11 @@ def use_mixed_precision_on_gpu() -> None:
         log.info("mixed precision on (float16 compute, float32 outputs)")
 
 
-def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
-    total = max(1, config.epochs * steps_per_epoch)
-    warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate * 0.05,
-        decay_steps=total - warmup,
-        alpha=0.02,
-        warmup_target=config.learning_rate,
-        warmup_steps=warmup,
-    )
+def compile_model(model: Any, config: TrainConfig) -> None:
+    # The learning rate is a plain variable, set every step by trainer.schedule.CosineSchedule.
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay, global_clipnorm=10.0
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+        global_clipnorm=10.0,
     )
     optimizer.exclude_from_weight_decay(var_names=["bn", "bias"])
     model.compile(
@@ -254,7 +250,9 @@ def is_chief() -> bool:
 
 def train(config: TrainConfig, resume: bool = False) -> RunResult:
     keras.utils.set_random_seed(config.seed)
-    run_dir = Path(config.out)
+    chief = is_chief()
+    # Every worker of a multi-machine job trains; only the chief writes the run folder.
+    run_dir = Path(config.out) if chief else Path(tempfile.mkdtemp(prefix="detectflow-worker-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = make_strategy(config)
     use_mixed_precision_on_gpu()
@@ -271,7 +269,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             log.info("resuming", extra={"epoch": run.epochs_done})
         else:
             model = build_detector(ModelConfig(len(data.classes), width=config.width))
-            compile_model(model, config, len(batches))
+            compile_model(model, config)
     log.info(
         "training", extra={"params": model.count_params(), "train_images": len(data.train),
                            "val_images": len(data.val), "replicas": strategy.num_replicas_in_sync,
@@ -280,8 +278,13 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     ema = ModelEMA(config.ema_momentum)
     if resume and (run_dir / "ema.npz").is_file():
         ema.load(run_dir / "ema.npz")
-    callbacks: list[Any] = [ema, ValidationCallback(run, data, config, ema)]
-    if is_chief():
+    schedule = CosineSchedule(
+        config.learning_rate, total_steps=config.epochs * len(batches),
+        warmup_steps=config.warmup_epochs * len(batches), minutes_elapsed=lambda: run.minutes,
+        budget_minutes=config.max_minutes,
+    )
+    callbacks: list[Any] = [schedule, ema, ValidationCallback(run, data, config, ema)]
+    if chief:
         callbacks.append(CheckpointCallback(run_dir, ema))
     model.fit(
         batches, epochs=config.epochs, initial_epoch=run.epochs_done, callbacks=callbacks,
@@ -289,7 +292,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     )
     run.save()
     finish_run(run, data)
-    return RunResult(run_dir, run.best_fitness, run.best_metrics, run.epochs_done, run.minutes)
+    return RunResult(run_dir, run.best_fitness, run.best_metrics, run.epochs_done, run.minutes,
+                     chief=chief)
 
 
 def finish_run(run: RunState, data: TrainingData) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -19,11 +20,17 @@ split (never on test). After training, the run is exported (see `detectflow expo
 Distributed: several GPUs -> MirroredStrategy; TF_CONFIG set (Vertex AI, several machines) ->
 MultiWorkerMirroredStrategy. Mixed precision is used on GPUs.
 
+--data and --out also take gs:// (or s3://) URIs: the data is downloaded once into
+~/.cache/detectflow/data, the run is written locally and uploaded when done. --publish puts the
+bundle into a models bucket (or folder) as <name>/<version>/ with <name>/LATEST, which running
+infer functions pick up without a restart.
+
 examples:
   detectflow train --data ../shared/data/bccd --out runs/bccd --name bccd \\
       --img-size 384x288 --aug-vertical-flip --aug-rotate90 --max-minutes 20
   detectflow train --data ../shared/data/raccoon --out runs/raccoon --epochs 60
   detectflow train --out runs/bccd --resume
+  detectflow train --data gs://my-data/bccd --out gs://my-runs/bccd --publish gs://my-models
 """
 
 
@@ -77,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     exp.add_argument("--formats", default="float32,float16,int8,qat",
                      help="exports after training (default: %(default)s)")
     exp.add_argument("--qat-epochs", type=int, default=8, help="default: %(default)s")
+    exp.add_argument("--publish", metavar="MODELS",
+                     help="publish the bundle to this models bucket (gs://BUCKET) or folder")
 
 
 def build_config(args: argparse.Namespace) -> object:
@@ -99,19 +108,45 @@ def build_config(args: argparse.Namespace) -> object:
     )
 
 
+def local_folder(uri: str, kind: str) -> Path:
+    """A local stand-in for a gs:// or s3:// folder (stable per URI, so --resume works)."""
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    return Path.home() / ".cache" / "detectflow" / kind / digest
+
+
+def publish(bundle: Path, target: str) -> str:
+    from detectflow.model.registry import publish_bundle
+    from detectflow.storage import LocalBlobStore
+    from detectflow.storage.uri import is_remote, open_remote
+
+    store = open_remote(target).store if is_remote(target) else LocalBlobStore(target)
+    manifest = publish_bundle(store, bundle)
+    return f"{target.rstrip('/')}/{manifest.name}/{manifest.version}/"
+
+
 def run(args: argparse.Namespace) -> int:
+    from detectflow.storage.uri import download_folder, is_remote, upload_folder
     from trainer.export import export_run
     from trainer.train import train
 
+    remote_out = args.out if is_remote(args.out) else None
+    if remote_out:
+        args.out = str(local_folder(remote_out, "runs"))
+    if args.data and is_remote(args.data):
+        args.data = str(download_folder(args.data, local_folder(args.data, "data")))
     config = build_config(args)
     result = train(config, resume=args.resume)  # type: ignore[arg-type]
-    summary = {"run": str(result.run_dir), "epochs": result.epochs_run,
+    summary = {"run": remote_out or str(result.run_dir), "epochs": result.epochs_run,
                "minutes": round(result.minutes, 2),
                "best_val_map50": result.best_metrics.get("map50"),
                "best_val_map50_95": result.best_metrics.get("map50_95")}
-    if not args.no_export:
+    if result.chief and not args.no_export:
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
         bundle = export_run(result.run_dir, formats=formats, qat_epochs=args.qat_epochs)
         summary["bundle"] = str(bundle)
+        if args.publish:
+            summary["published"] = publish(bundle, args.publish)
+    if result.chief and remote_out:
+        upload_folder(result.run_dir, remote_out)
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0
