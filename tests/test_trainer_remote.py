@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from test_storage_backends import gcs_url  # noqa: F401  (module fixture: fake-gcs-server)
 
-from detectflow.commands.train import publish
 from detectflow.model import Manifest
 from detectflow.model.registry import latest_version
 from detectflow.storage import GcsBlobStore, LocalBlobStore
 from detectflow.storage.gcs import make_gcs_client
-from detectflow.storage.uri import download_folder, upload_folder
+from detectflow.storage.uri import download_folder, publish_to, upload_folder
 
 pytestmark = pytest.mark.emulators
 
@@ -49,7 +48,7 @@ def test_publish_bundle_to_models_bucket(gcs: str, bccd_bundle: Path, tmp_path: 
     manifest = Manifest.read(bundle)
     manifest.version = f"test-{os.getpid()}"
     manifest.write(bundle)
-    where = publish(bundle, "gs://models")
+    where = publish_to(bundle, "gs://models")
     assert where == f"gs://models/bccd/{manifest.version}/"
     store = GcsBlobStore(make_gcs_client("test-project", gcs), "models")
     assert latest_version(store, "bccd") == manifest.version
@@ -58,7 +57,7 @@ def test_publish_bundle_to_models_bucket(gcs: str, bccd_bundle: Path, tmp_path: 
 
 
 def test_publish_to_a_local_models_folder(bccd_bundle: Path, tmp_path: Path) -> None:
-    where = publish(bccd_bundle, str(tmp_path / "models"))
+    where = publish_to(bccd_bundle, str(tmp_path / "models"))
     version = Manifest.read(bccd_bundle).version
     assert where.endswith(f"/bccd/{version}/")
     assert latest_version(LocalBlobStore(tmp_path / "models"), "bccd") == version

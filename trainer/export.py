@@ -127,6 +127,7 @@ def export_run(
     version: str | None = None,
     qat_epochs: int = 8,
     representative_count: int = 100,
+    slim: bool = False,
 ) -> Path:
     config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     data = load_training_data(config, run_dir)
@@ -172,6 +173,9 @@ def export_run(
     manifest.write(bundle)  # write_plots loads the bundle's default model through it
     write_plots(manifest, bundle, run_dir, splits)
     manifest.write(bundle)
+    if slim:
+        for fmt in formats:
+            (bundle / FILE_NAMES[fmt]).unlink(missing_ok=True)
     return bundle
 
 

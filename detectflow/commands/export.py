@@ -33,9 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="model name (default: the run's)")
     parser.add_argument("--version", help="model version (default: UTC timestamp)")
     parser.add_argument("--qat-epochs", type=int, default=8, help="default: %(default)s")
+    parser.add_argument("--publish", metavar="MODELS",
+                        help="publish the bundle to this models bucket (gs://BUCKET) or folder")
+    parser.add_argument("--slim", action="store_true",
+                        help="keep only model.tflite in the bundle (the manifest still records "
+                        "every export's size and metrics); for shipping")
 
 
 def run(args: argparse.Namespace) -> int:
+    from detectflow.storage.uri import publish_to
     from trainer.export import EXPORTS, export_run
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -45,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if not (args.run / "best.weights.h5").is_file():
         raise SystemExit(f"detectflow export: {args.run} has no best.weights.h5; train first")
     bundle = export_run(args.run, bundle_dir=args.out, formats=formats, name=args.name,
-                        version=args.version, qat_epochs=args.qat_epochs)
+                        version=args.version, qat_epochs=args.qat_epochs, slim=args.slim)
     manifest = json.loads((bundle / "manifest.json").read_text())
+    published = publish_to(bundle, args.publish) if args.publish else None
     table = {fmt: {k: v for k, v in e.items() if k in ("file", "size_bytes", "map50",
                                                        "map50_95", "latency_ms")}
              for fmt, e in manifest["exports"].items()}
-    sys.stdout.write(json.dumps({"bundle": str(bundle), "exports": table}, indent=2) + "\n")
+    summary = {"bundle": str(bundle), "exports": table, "published": published}
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -114,18 +114,8 @@ def local_folder(uri: str, kind: str) -> Path:
     return Path.home() / ".cache" / "detectflow" / kind / digest
 
 
-def publish(bundle: Path, target: str) -> str:
-    from detectflow.model.registry import publish_bundle
-    from detectflow.storage import LocalBlobStore
-    from detectflow.storage.uri import is_remote, open_remote
-
-    store = open_remote(target).store if is_remote(target) else LocalBlobStore(target)
-    manifest = publish_bundle(store, bundle)
-    return f"{target.rstrip('/')}/{manifest.name}/{manifest.version}/"
-
-
 def run(args: argparse.Namespace) -> int:
-    from detectflow.storage.uri import download_folder, is_remote, upload_folder
+    from detectflow.storage.uri import download_folder, is_remote, publish_to, upload_folder
     from trainer.export import export_run
     from trainer.train import train
 
@@ -145,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = export_run(result.run_dir, formats=formats, qat_epochs=args.qat_epochs)
         summary["bundle"] = str(bundle)
         if args.publish:
-            summary["published"] = publish(bundle, args.publish)
+            summary["published"] = publish_to(bundle, args.publish)
     if result.chief and remote_out:
         upload_folder(result.run_dir, remote_out)
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")

@@ -71,3 +71,14 @@ def upload_folder(source: Path, uri: str) -> int:
     for path in files:
         remote.store.put(remote.prefix + path.relative_to(source).as_posix(), path.read_bytes())
     return len(files)
+
+
+def publish_to(bundle: Path, target: str) -> str:
+    """Publish a bundle folder to a models bucket (gs://BUCKET, s3://BUCKET) or local folder,
+    as `<name>/<version>/` + `<name>/LATEST`; returns where it went."""
+    from detectflow.model.registry import publish_bundle
+    from detectflow.storage.local import LocalBlobStore
+
+    store = open_remote(target).store if is_remote(target) else LocalBlobStore(target)
+    manifest = publish_bundle(store, bundle)
+    return f"{target.rstrip('/')}/{manifest.name}/{manifest.version}/"
