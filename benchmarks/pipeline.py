@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -39,6 +38,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import report  # noqa: E402  (benchmarks/report.py: writes our section of docs/benchmarks.md)
 
 from detectflow.emulators import EmulatorConfig, EmulatorStack, free_port  # noqa: E402
 from detectflow.imaging import DEFAULT_LIMITS  # noqa: E402
@@ -52,7 +54,6 @@ from detectflow.records import ResultRecord, SourceObject  # noqa: E402
 from detectflow.settings import load_settings  # noqa: E402
 from detectflow.storage import Buckets, make_buckets  # noqa: E402
 
-DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "pipeline"
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -78,6 +79,30 @@ def created_at(record: ResultRecord) -> float:
 
 
 # --- 1. compute bound --------------------------------------------------------------------
+
+class BoundMeter:
+    """The compute bound again, on a slice of the images, right before and after each
+    pipeline run: other jobs share these cores, so a ratio needs both sides measured under
+    the same load."""
+
+    def __init__(self, images: list[tuple[str, bytes]], bundle: Path, count: int = 120) -> None:
+        self.images = images[:count]
+        self.detector = Detector.load(bundle)
+
+    def images_per_s(self) -> float:
+        size = self.detector.input_size
+        start = time.perf_counter()
+        for _, data in self.images:
+            prepared = prepare_image(data, size, DEFAULT_LIMITS)
+            self.detector.detect_prepared(prepared.pixels, prepared.placement)
+        return len(self.images) / (time.perf_counter() - start)
+
+    def bracket(self, run: Callable[[], Run]) -> Run:
+        before = self.images_per_s()
+        result = run()
+        result.bound_per_s = (before + self.images_per_s()) / 2
+        return result
+
 
 def compute_bound(images: list[tuple[str, bytes]], bundle: Path) -> dict[str, float]:
     detector = Detector.load(bundle)
@@ -117,6 +142,7 @@ class Run:
     failed: int = 0
     redeliveries_absorbed: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    bound_per_s: float = 0.0  # compute bound measured right before and after this run
 
     @property
     def throughput(self) -> float:
@@ -192,7 +218,8 @@ class LogCollector(logging.Handler):
 
 
 def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
-                  instances_list: list[int], latency_count: int) -> list[Run]:
+                  instances_list: list[int], latency_count: int, meter: BoundMeter
+                  ) -> list[Run]:
     runs = []
     for instances in instances_list:
         root = Path(tempfile.mkdtemp(prefix="bench-embedded-"))
@@ -210,7 +237,8 @@ def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
             with EmbeddedPipeline(buckets, settings, workers=instances, watch=False) as p:
                 target = Target(p.buckets, lambda logs=logs: logs.lines)  # type: ignore[misc]
                 drive(target, images, 2 * instances, None, "warm-up", instances)
-                run = drive(target, images, count, None, "embedded", instances)
+                run = meter.bracket(lambda t=target, i=instances: drive(  # type: ignore[misc]
+                    t, images, count, None, "embedded", i))
                 runs.append(run)
                 steady = drive(target, images, latency_count, run.throughput / 2,
                                "embedded", instances)
@@ -224,8 +252,8 @@ def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
 
 
 def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
-                  instances_list: list[int], latency_count: int,
-                  cold_starts: int) -> tuple[list[Run], dict[str, float]]:
+                  instances_list: list[int], latency_count: int, cold_starts: int,
+                  meter: BoundMeter) -> tuple[list[Run], dict[str, float]]:
     runs: list[Run] = []
     cold: dict[str, float] = {}
     name = Manifest.read(bundle).name
@@ -242,7 +270,8 @@ def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
 
             target = Target(buckets, lines)
             drive(target, images, 4 * instances, None, "warm-up", instances)
-            run = drive(target, images, count, None, "emulators", instances)
+            run = meter.bracket(lambda t=target, i=instances: drive(  # type: ignore[misc]
+                t, images, count, None, "emulators", i))
             steady = drive(target, images, latency_count, run.throughput / 2, "emulators",
                            instances)
             run.latencies_ms = steady.latencies_ms
@@ -257,8 +286,9 @@ def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
 
 
 def report_progress(run: Run) -> None:
-    print(f"  {run.backend} x{run.instances}: {run.throughput:.1f} images/s, lost {run.lost},"
-          f" duplicated {run.duplicated}, failed {run.failed}", file=sys.stderr)
+    print(f"  {run.backend} x{run.instances}: {run.throughput:.1f} images/s (compute bound "
+          f"meanwhile {run.bound_per_s:.1f}), lost {run.lost}, duplicated {run.duplicated}, "
+          f"failed {run.failed}", file=sys.stderr)
 
 
 # --- 4. cold start -----------------------------------------------------------------------
@@ -304,7 +334,8 @@ def _one_cold_start(stack: EmulatorStack, buckets: Buckets, jpeg: bytes,
     prepared = prepare_image(jpeg, size, DEFAULT_LIMITS)
     buckets.work.put(work_key(image_id), encode_prepared(prepared.pixels, prepared.placement))
     notice = PreparedNotice(image_id=image_id, work_key=work_key(image_id),
-                            source=SourceObject(bucket=buckets.uploads.bucket, name="x.jpg"))
+                            source=SourceObject(bucket=buckets.uploads.bucket, name="x.jpg",
+                                                filename="x.jpg"))
     data, attributes = notice.to_message()
     body = json.dumps({"message": {"data": base64.b64encode(data).decode(),
                                    "attributes": attributes, "messageId": image_id},
@@ -349,10 +380,8 @@ def render(bound: dict[str, float], runs: list[Run], cold: dict[str, float], ima
     lines = [
         f"Model `{model.name}` {model.version} ({model.export}, input "
         f"{model.input.width}x{model.input.height}); {images} distinct BCCD images from "
-        f"{source}, cycled to {count} uploads per run. "
-        f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), Python "
-        f"{platform.python_version()}; measured {time.strftime('%Y-%m-%d %H:%M')}, 1-min "
-        f"load average {os.getloadavg()[0]:.1f} (other work shares these cores).",
+        f"{source}, cycled to {count} uploads per run. {report.machine_line()} "
+        "Other engineers' jobs share these two cores: compare rows of one run, not runs.",
         "",
         "**Compute bound** (one process, tight loop: decode + letterbox + int8 inference + "
         "box decoding), medians per image:",
@@ -364,19 +393,22 @@ def render(bound: dict[str, float], runs: list[Run], cold: dict[str, float], ima
         f"{bound['per_image_ms']:.2f} ms | {bound['images_per_s']:.1f} |",
         "",
         f"**Pipeline**: {count} uploads at once (throughput), then uploads at a steady half of "
-        "that rate (latency = result record written - upload started, same clock). "
+        "that rate (latency = result record written - upload started, same clock). The "
+        "compute bound is measured again (120 images) right before and after each run, and "
+        "the ratio uses their mean: other jobs share these cores. "
         "Instances: worker threads per stage (embedded) or gunicorn worker processes per "
         "function behind one push subscription (emulators).",
         "",
-        "| backend | instances | images/s | % of compute bound | lost | duplicated | failed "
-        "| latency p50 | p95 | p99 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | instances | images/s | compute bound meanwhile | % of it | lost | "
+        "duplicated | failed | latency p50 | p95 | p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         lat = run.latencies_ms or [float("nan")]
         lines.append(
             f"| {run.backend} | {run.instances} | {run.throughput:.1f} | "
-            f"{100 * run.throughput / bound['images_per_s']:.0f} % | {run.lost} | "
+            f"{run.bound_per_s:.1f} | {100 * run.throughput / run.bound_per_s:.0f} % | "
+            f"{run.lost} | "
             f"{run.duplicated} | {run.failed} | {percentile(lat, 50):.0f} ms | "
             f"{percentile(lat, 95):.0f} ms | {percentile(lat, 99):.0f} ms |")
     absorbed = sum(r.redeliveries_absorbed for r in runs)
@@ -393,19 +425,6 @@ def render(bound: dict[str, float], runs: list[Run], cold: dict[str, float], ima
             f"{cold['tensorflow_import']:.2f} s |",
         ]
     return "\n".join(lines)
-
-
-def write_section(body: str, path: Path = DOCS) -> None:
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    block = f"{begin}\n## Event pipeline (`benchmarks/pipeline.py`)\n\n{body.strip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def main() -> int:
@@ -432,19 +451,21 @@ def main() -> int:
     bound = compute_bound(images, args.model)
     print(f"  {bound['per_image_ms']:.2f} ms/image, {bound['images_per_s']:.1f} images/s",
           file=sys.stderr)
-    runs = embedded_runs(images, args.model, args.images, instances, args.latency_images)
+    meter = BoundMeter(images, args.model)
+    runs = embedded_runs(images, args.model, args.images, instances, args.latency_images,
+                         meter)
     cold: dict[str, float] = {}
     if not args.skip_emulators:
         emu, cold = emulator_runs(images, args.model, args.images, instances,
-                                  args.latency_images, args.cold_starts)
+                                  args.latency_images, args.cold_starts, meter)
         runs += emu
     source = "../shared/data/bccd" if data == args.data else "tests/data/samples"
     body = render(bound, runs, cold, len(images), source, Manifest.read(args.model),
                   args.images)
     print(body)
     if not args.no_write:
-        write_section(body)
-        print(f"\nwritten to {DOCS.relative_to(REPO)}", file=sys.stderr)
+        report.write_section(SECTION, f"## Event pipeline (`benchmarks/pipeline.py`)\n\n{body}")
+        print(f"\nwritten to {report.DOCS.relative_to(REPO)}", file=sys.stderr)
     return 0
 
 
