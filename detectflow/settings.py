@@ -93,7 +93,8 @@ class Settings(BaseSettings):
                           ("bus=pubsub", self.bus == "pubsub")) if used]
         if needs_project and not self.project:
             raise ValueError(
-                f"{' and '.join(needs_project)} need a Google Cloud project: set "
+                f"{' and '.join(needs_project)} need{'s' if len(needs_project) == 1 else ''} a "
+                "Google Cloud project: set "
                 "GOOGLE_CLOUD_PROJECT (any name works with the emulators)"
             )
         return self
