@@ -172,8 +172,17 @@ def as_xywh(box: list[float]) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def key(det: dict[str, Any]) -> tuple[str, float]:
-    return (det["label"], round(det["score"], 4))
+Key = tuple[str, float, tuple[float, ...]]
+
+
+def api_key(det: dict[str, Any]) -> Key:
+    """Label, score and box (as x, y, w, h) of an API detection. The box is part of the key:
+    an int8 model gives few distinct scores, so several boxes can share label and score."""
+    return (det["label"], round(det["score"], 4), tuple(round(v, 2) for v in as_xywh(det["box"])))
+
+
+def drawn_key(rect: dict[str, Any]) -> Key:
+    return (rect["label"], round(rect["score"], 4), tuple(round(v, 2) for v in rect["box"]))
 
 
 def upload_sample(page: Any, samples_dir: Path) -> tuple[Any, str]:
@@ -213,12 +222,10 @@ def test_upload_see_boxes_filter_and_errors(server: str, page: Any, samples_dir:
     threshold = float(page.locator("#threshold").input_value())
     expected = [d for d in api_dets if d["score"] >= threshold]
     drawn = drawn_boxes(page, card)
-    assert sorted(key(d) for d in drawn) == sorted(key(d) for d in expected)
-    by_key = {key(d): d for d in expected}
+    assert sorted(drawn_key(d) for d in drawn) == sorted(api_key(d) for d in expected)
     geometry = image_geometry(card)
-    for box in drawn:
-        want = as_xywh(by_key[key(box)]["box"])
-        assert box["box"] == pytest.approx(want, abs=0.01)
+    for box in drawn:  # each <rect> sits on screen where its box is on the shown image
+        want = box["box"]
         on_screen = [
             geometry["left"] + want[0] * geometry["scale"],
             geometry["top"] + want[1] * geometry["scale"],
@@ -242,7 +249,9 @@ def test_upload_see_boxes_filter_and_errors(server: str, page: Any, samples_dir:
     assert new_threshold > threshold
     remaining = [d for d in expected if d["score"] >= new_threshold]
     assert 0 < len(remaining) < len(expected)
-    assert sorted(key(d) for d in drawn_boxes(page, card)) == sorted(key(d) for d in remaining)
+    assert sorted(drawn_key(d) for d in drawn_boxes(page, card)) == sorted(
+        api_key(d) for d in remaining
+    )
     assert page.locator("#threshold-value").inner_text() == f"{new_threshold:.2f}"
     assert _count_requests(page) == requests_before, "filtering must not call the server"
 
