@@ -263,9 +263,10 @@ function drawBoxes(svg, item, labelPx, highlight, labels = true) {
       const width = text.length * fontSize * 0.62 + fontSize * 0.5;
       const height = fontSize * 1.3;
       const top = y0 - height >= 0 ? y0 - height : y0;  // above the box unless at the edge
+      const left = Math.max(0, Math.min(x0, size.width - width));  // inside the image
       group.append(
-        svgEl("rect", { class: "label-bg", x: x0, y: top, width, height, fill: color }),
-        Object.assign(svgEl("text", { class: "label", x: x0 + fontSize * 0.25,
+        svgEl("rect", { class: "label-bg", x: left, y: top, width, height, fill: color }),
+        Object.assign(svgEl("text", { class: "label", x: left + fontSize * 0.25,
                                       y: top + fontSize * 1.0, "font-size": fontSize,
                                       fill: textColour(color) }),
                       { textContent: text }));
