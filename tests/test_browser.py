@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,34 +56,35 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def server(bccd_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`detectflow up` on a free port with its own data folder; stopped after the module."""
-    data_dir = tmp_path_factory.mktemp("detectflow-up")
+@contextmanager
+def detectflow_up(bundle: Path, data_dir: Path, **env: str) -> Iterator[str]:
+    """`detectflow up` on a free port with its own data folder; stopped (SIGINT, the whole
+    process group) on exit. `env` adds DETECTFLOW_* settings."""
     port = _free_port()
     log_path = data_dir / "server.log"
-    env = {**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": str(data_dir / "model-cache")}
+    environ = {**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": str(data_dir / "model-cache"), **env}
+    command = [
+        sys.executable,
+        "-m",
+        "detectflow.cli",
+        "up",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir / "data"),
+        "--model",
+        str(bundle),
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "detectflow.cli",
-                "up",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir / "data"),
-                "--model",
-                str(bccd_bundle),
-            ],
+            command,
             cwd=REPO_ROOT,
-            env=env,
+            env=environ,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as a whole below
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -97,6 +99,12 @@ def server(bccd_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             process.wait()
 
 
+@pytest.fixture(scope="module")
+def server(bccd_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with detectflow_up(bccd_bundle, tmp_path_factory.mktemp("detectflow-up")) as base:
+        yield base
+
+
 def _wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -106,7 +114,7 @@ def _wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Pat
                 f"{log_path.read_text(errors='replace')[-3000:]}"
             )
         try:
-            health = httpx.get(f"{base}/healthz", timeout=1).json()
+            health = httpx.get(f"{base}/healthz", timeout=1).json()  # public, even with a key
             if health.get("model"):
                 return
         except httpx.HTTPError:
@@ -313,3 +321,33 @@ def test_gallery_survives_a_reload_and_fits_a_phone(
 def _count_requests(page: Any) -> int:
     count: int = page.evaluate("() => performance.getEntriesByType('resource').length")
     return count
+
+
+def test_api_key_is_asked_for_once_and_used_for_everything(
+    bccd_bundle: Path, tmp_path: Path, page: Any, samples_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with detectflow_up(bccd_bundle, tmp_path, DETECTFLOW_API_KEY="lab-key-42") as base:
+        assert httpx.get(f"{base}/api/images").status_code == 401
+        page.goto(base)
+        form = page.locator("#key-form")
+        form.wait_for(state="visible")
+        page.fill("#key-input", "wrong")
+        page.click("#key-form button")
+        expect(page.locator("#key-error")).to_have_text("The API key is not valid.")
+        page.fill("#key-input", "lab-key-42")
+        page.click("#key-form button")
+        form.wait_for(state="hidden")
+        card, image_id = upload_sample(page, samples_dir)
+        # Images come from /api too: fetched with the key, shown from blob: URLs.
+        img = card.locator(".thumb img")
+        assert (img.get_attribute("src") or "").startswith("blob:")
+        assert img.evaluate("i => i.naturalWidth") == 640
+        detail = httpx.get(
+            f"{base}/api/images/{image_id}", headers={"X-API-Key": "lab-key-42"}
+        ).json()
+        assert len(drawn_boxes(page, card)) == len(detail["detections"])
+        page.reload()  # the key is remembered by this browser
+        page.locator(f"article.card[data-id='{image_id}'] svg.overlay rect.box").first.wait_for()
+        expect(page.locator("#key-form")).to_be_hidden()
