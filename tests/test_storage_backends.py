@@ -147,6 +147,10 @@ def test_list_by_prefix_and_delete(store: BlobStore) -> None:
                                                    "top.json"]
     store.delete("img1/a.jpg")
     assert [i.key for i in store.list("img1/")] == ["img1/b.jpg"]
+    # a prefix is a string prefix, not a folder: partial names match too
+    assert sorted(i.key for i in store.list("img")) == ["img1/b.jpg", "img2/a.jpg"]
+    assert [i.key for i in store.list("img2/a")] == ["img2/a.jpg"]
+    assert list(store.list("nothing/")) == []
 
 
 def test_binary_payload_is_byte_exact(store: BlobStore) -> None:

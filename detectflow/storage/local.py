@@ -105,7 +105,11 @@ class LocalBlobStore:
         )
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        for path in sorted(self.root.rglob("*")):
+        # Walk only the folder the prefix names (e.g. "<id>/"), not the whole bucket.
+        folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
+        if ".." in prefix.split("/") or not folder.is_dir():
+            return
+        for path in sorted(folder.rglob("*")):
             rel = path.relative_to(self.root).as_posix()
             if rel.startswith(META_DIR) or path.name.startswith(".tmp-") or not path.is_file():
                 continue
