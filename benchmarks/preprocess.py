@@ -36,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--input-size", default="384x288", help="WxH (default: %(default)s)")
     parser.add_argument("--workers", default="1,2", help="process counts to compare")
     parser.add_argument("--runs", type=int, default=3, help="cold runs per setting")
+    parser.add_argument("--repeat", default="1,4",
+                        help="workloads: the split's list repeated this many times")
     parser.add_argument("--no-write", action="store_true", help="print only")
     return parser.parse_args()
 
@@ -79,38 +81,50 @@ def measure(args: argparse.Namespace) -> tuple[str, str]:
     cache_log.setLevel(logging.INFO)
     timed_build(items[:8], (width, height), 1)  # warm imports and the page cache
     load_before = os.getloadavg()[0]
-    totals: dict[int, list[float]] = {w: [] for w in settings}
-    decodes: dict[int, list[float]] = {w: [] for w in settings}
-    for _ in range(args.runs):
-        for workers in settings:
-            totals[workers].append(timed_build(items, (width, height), workers))
-            decodes[workers].append(phases.decode_seconds[-1])
-    hit = statistics.median(timed_hit(items, (width, height)) for _ in range(args.runs))
-    load_after = os.getloadavg()[0]
-    base, base_decode = (statistics.median(x[settings[0]]) for x in (totals, decodes))
     rows = [
-        "| processes | total s (median) | runs (s) | speed-up | decode phase s (median) "
-        "| decode speed-up | images/s |",
-        "|---:|---:|---|---:|---:|---:|---:|",
+        "| images | processes | total s (median) | runs (s) | speed-up "
+        "| decode phase s (median) | decode speed-up | images/s |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for workers in settings:
-        total, decode = statistics.median(totals[workers]), statistics.median(decodes[workers])
-        runs = ", ".join(f"{t:.2f}" for t in totals[workers])
-        rows.append(f"| {workers} | {total:.2f} | {runs} | {base / total:.2f}x | {decode:.2f} "
-                    f"| {base_decode / decode:.2f}x | {len(items) / total:.0f} |")
-    rows.append(f"| cache hit | {hit:.3f} | | {base / hit:.0f}x | | | |")
+    for repeat in (int(r) for r in args.repeat.split(",")):
+        rows += workload_rows(list(items) * repeat, (width, height), settings, args.runs, phases)
+    hit = statistics.median(timed_hit(items, (width, height)) for _ in range(args.runs))
+    rows.append(f"| {len(items)} | cache hit | {hit:.3f} | | | | | |")
     context = (
-        f"{Path(args.data).name} `{args.split}`: {len(items)} images -> {width}x{height} "
-        f"letterbox; {args.runs} cold runs per setting, alternating; median. "
+        f"{Path(args.data).name} `{args.split}`: {len(items)} images (and the same list "
+        f"repeated, to separate fixed costs from throughput) -> {width}x{height} letterbox; "
+        f"{args.runs} cold runs per setting, alternating; median. "
         f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"Python {platform.python_version()}; measured {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"1-min load average {load_before:.1f} before / {load_after:.1f} after. "
-        "Total = the whole build_cache call (hash, decode phase, assemble, write ~100 MB .npz); "
-        "decode phase = starting the worker processes + decode/EXIF/letterbox + collecting the "
-        "results. Workers are spawned, not forked (forking a process that runs TensorFlow can "
-        "deadlock), so the N-process decode phase includes ~0.3 s of interpreter start-up."
+        f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after "
+        "(other work shares the machine). "
+        "Total = the whole build_cache call (hash, decode phase, assemble, write the .npz, "
+        "~0.33 MB per image); decode phase = starting the workers + decode/EXIF/letterbox + "
+        "collecting the pixels. N processes = this one + N-1 spawned workers (spawned, not "
+        "forked: forking a process that runs TensorFlow can deadlock); this process decodes "
+        "while they start (~0.2-0.3 s each)."
     )
     return context, "\n".join(rows)
+
+
+def workload_rows(
+    items: list[Annotation], input_size: tuple[int, int], settings: list[int], runs: int,
+    phases: PhaseLog,
+) -> list[str]:
+    totals: dict[int, list[float]] = {w: [] for w in settings}
+    decodes: dict[int, list[float]] = {w: [] for w in settings}
+    for _ in range(runs):
+        for workers in settings:
+            totals[workers].append(timed_build(items, input_size, workers))
+            decodes[workers].append(phases.decode_seconds[-1])
+    base, base_decode = (statistics.median(x[settings[0]]) for x in (totals, decodes))
+    rows = []
+    for workers in settings:
+        total, decode = statistics.median(totals[workers]), statistics.median(decodes[workers])
+        listed = ", ".join(f"{t:.2f}" for t in totals[workers])
+        rows.append(f"| {len(items)} | {workers} | {total:.2f} | {listed} | {base / total:.2f}x "
+                    f"| {decode:.2f} | {base_decode / decode:.2f}x | {len(items) / total:.0f} |")
+    return rows
 
 
 def write_section(path: Path, name: str, body: str) -> None:
