@@ -10,11 +10,13 @@ from PIL import Image, ImageDraw, ImageFont
 from detectflow.detection import Detection
 
 # A fixed, high-contrast palette (Ultralytics' order): class k is always the same colour.
+# Ultralytics' colours, reordered so the first classes differ in hue (not three warm tones),
+# and none of the first few disappears on pink/purple stained microscopy.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (255, 56, 56), (255, 157, 151), (255, 112, 31), (255, 178, 29), (207, 210, 49),
-    (72, 249, 10), (146, 204, 23), (61, 219, 134), (26, 147, 52), (0, 212, 187),
-    (44, 153, 168), (0, 194, 255), (52, 69, 147), (100, 115, 255), (0, 24, 236),
-    (132, 56, 255), (82, 0, 133), (203, 56, 255), (255, 149, 200), (255, 55, 199),
+    (0, 194, 255), (72, 249, 10), (255, 178, 29), (255, 56, 56), (132, 56, 255),
+    (0, 212, 187), (255, 55, 199), (207, 210, 49), (0, 24, 236), (255, 112, 31),
+    (26, 147, 52), (203, 56, 255), (44, 153, 168), (255, 157, 151), (100, 115, 255),
+    (146, 204, 23), (52, 69, 147), (61, 219, 134), (82, 0, 133), (255, 149, 200),
 )
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont

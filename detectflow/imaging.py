@@ -136,10 +136,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # Pillow's own conversion clips 16-bit values at 255; scale the range instead.
+        # Pillow's own conversion clips 16-bit values at 255; map the 16-bit range onto 8 bits
+        # (not each image's own maximum, which would turn a dim image white).
         arr = np.asarray(img, dtype=np.float32)
-        top = float(arr.max()) or 1.0
-        grey = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        grey = np.clip(arr / 257.0, 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
     if img.mode == "F":
         arr = np.asarray(img, dtype=np.float32)

@@ -63,26 +63,41 @@ def plot_pr_curves(report: EvalReport, path: str | Path) -> Path:
     return _save(figure, path)
 
 
-def plot_training_curves(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
-    """Two panels per epoch: every `*loss*` series, and every `*map*` series (validation)."""
+def plot_training_curves(
+    history: Mapping[str, Sequence[float | None]], path: str | Path
+) -> Path:
+    """Two panels per epoch: every `*loss*` series, and every `val_map*` series.
+
+    `history["epoch"]`, when present, gives the x values; `None` marks an epoch without a
+    value (validation runs every few epochs).
+    """
     figure, (loss_axes, map_axes) = _new_figure(11.0, 4.5, columns=2)
-    _plot_series(loss_axes, {k: v for k, v in history.items() if "loss" in k.lower()})
+    epochs = history.get("epoch")
+    _plot_series(loss_axes, {k: v for k, v in history.items() if "loss" in k.lower()}, epochs)
     loss_axes.set_title("loss")
-    losses = [x for k, v in history.items() if "loss" in k.lower() for x in v]
+    losses = [x for k, v in history.items() if "loss" in k.lower() for x in v if x is not None]
     if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
         loss_axes.set_yscale("log")  # early epochs would flatten the rest of the curve
-    _plot_series(map_axes, {k: v for k, v in history.items() if "map" in k.lower()})
+    metrics = {k: v for k, v in history.items() if k.lower().startswith(("val_map", "map"))}
+    _plot_series(map_axes, metrics, epochs)
     map_axes.set_title("validation mAP")
     map_axes.set_ylim(0.0, 1.0)
     return _save(figure, path)
 
 
-def _plot_series(axes: Axes, series: Mapping[str, Sequence[float]]) -> None:
+def _plot_series(
+    axes: Axes,
+    series: Mapping[str, Sequence[float | None]],
+    epochs: Sequence[float | None] | None = None,
+) -> None:
     from matplotlib.ticker import MaxNLocator
 
     for name, values in series.items():
-        epochs = np.arange(1, len(values) + 1)
-        axes.plot(epochs, values, marker="o" if len(values) < 30 else None, markersize=3,
+        x = np.asarray(epochs if epochs is not None and len(epochs) == len(values)
+                       else np.arange(1, len(values) + 1), dtype=float)
+        y = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+        known = ~np.isnan(y)
+        axes.plot(x[known], y[known], marker="o" if known.sum() < 30 else None, markersize=3,
                   label=name)
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))

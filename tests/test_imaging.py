@@ -303,3 +303,19 @@ def test_max_filter_3x3() -> None:
     out = max_filter_3x3(grid)[..., 0]
 
     assert out[0:3, 1:4].min() == 1.0 and out[3].max() == 0.0 and out[:, 0].max() == 0.0
+
+
+def test_16_bit_grey_keeps_its_brightness() -> None:
+    """A dim 16-bit image stays dim (16-bit range -> 8 bits), it is not stretched to white."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from detectflow.imaging import decode_image
+
+    dim = Image.fromarray(np.full((16, 16), 4112, dtype=np.uint16))  # 4112 / 257 = 16
+    buffer = io.BytesIO()
+    dim.save(buffer, format="PNG")
+    pixels = np.asarray(decode_image(buffer.getvalue()))
+    assert pixels.shape == (16, 16, 3) and int(pixels.max()) == 16

@@ -56,3 +56,35 @@ def test_training_curves_cope_with_an_empty_history(tmp_path: Path) -> None:
     out = plot_training_curves({}, tmp_path / "empty.png")
 
     assert out.stat().st_size > 0
+
+
+def test_training_curves_place_sparse_validation_at_its_epochs(tmp_path: Path) -> None:
+    """Validation runs every few epochs: None rows are skipped, x is the epoch number, and
+    `heatmap_loss` (which contains "map") stays out of the mAP panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    captured: list[Figure] = []
+    original = Figure.savefig
+
+    def capture(self: Figure, *args: object, **kwargs: object) -> None:
+        captured.append(self)
+        original(self, *args, **kwargs)
+
+    history = {
+        "epoch": [1, 2, 3, 4],
+        "heatmap_loss": [3.0, 2.0, 1.5, 1.2],
+        "val_map50": [None, 0.5, None, 0.7],
+    }
+    Figure.savefig = capture  # type: ignore[method-assign]
+    try:
+        plot_training_curves(history, tmp_path / "curves.png")
+    finally:
+        Figure.savefig = original  # type: ignore[method-assign]
+    loss_axes, map_axes = captured[0].axes
+    assert [line.get_label() for line in map_axes.get_lines()] == ["val_map50"]
+    x, y = map_axes.get_lines()[0].get_data()
+    assert list(x) == [2.0, 4.0] and list(y) == [0.5, 0.7]
+    assert [line.get_label() for line in loss_axes.get_lines()] == ["heatmap_loss"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectflow.voc import Annotation, format_issue_report, load_voc
+from detectflow.voc import Annotation, format_issue_report, issue_counts, load_voc
 from trainer.cache import CachedSplit, build_cache
 from trainer.config import TrainConfig
 
@@ -67,11 +67,8 @@ def load_training_data(config: TrainConfig, run_dir: Path) -> TrainingData:
     cache_dir = run_dir / "cache"
     train = build_cache(train_items, config.input_size, cache_dir, workers=config.workers)
     val = build_cache(val_items, config.input_size, cache_dir, workers=config.workers)
-    counts: dict[str, int] = {}
-    for issue in dataset.issues:
-        counts[issue.kind] = counts.get(issue.kind, 0) + 1
     data_hash = hashlib.sha256(f"{train.data_hash}:{val.data_hash}".encode()).hexdigest()[:16]
     return TrainingData(
         classes=list(dataset.classes), train=train, val=val, data_hash=data_hash,
-        issue_counts=counts, layout=dataset.layout,
+        issue_counts=issue_counts(dataset.issues), layout=dataset.layout,
     )

@@ -28,6 +28,7 @@ from detectflow.metrics import GroundTruth, Predictions, evaluate_detections
 from detectflow.model.decode import decode_centernet
 from detectflow.model.manifest import Decoding
 from trainer.batches import ImageSet, TrainBatches, normalize
+from trainer.cache import CachedSplit
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, load_training_data
 from trainer.ema import ModelEMA
@@ -73,14 +74,12 @@ def predict_split(model: Any, data: ImageSet, batch_size: int = 8) -> list[Predi
     return predictions
 
 
-def ground_truths(data: ImageSet) -> list[GroundTruth]:
-    return [
-        GroundTruth(data.boxes(i), data.class_ids(i), np.zeros(len(data.class_ids(i)), bool))
-        for i in range(len(data))
-    ]
+def ground_truths(data: CachedSplit) -> list[GroundTruth]:
+    return [GroundTruth(data.boxes(i), data.class_ids(i), data.difficult(i))
+            for i in range(len(data))]
 
 
-def evaluate_model(model: Any, data: ImageSet, classes: list[str]) -> dict[str, Any]:
+def evaluate_model(model: Any, data: CachedSplit, classes: list[str]) -> dict[str, Any]:
     report = evaluate_detections(ground_truths(data), predict_split(model, data), classes)
     result: dict[str, Any] = report.to_dict()
     return result
@@ -141,7 +140,7 @@ class RunState:
         self.best_metrics: dict[str, Any] = {}
         self.best_epoch = 0
         self.epochs_done = 0
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[float | None]] = {}
         self.minutes_before = 0.0
         self.started = time.monotonic()
 
@@ -153,10 +152,13 @@ class RunState:
         return self.config.max_minutes is not None and self.minutes >= self.config.max_minutes
 
     def record(self, epoch: int, logs: dict[str, Any]) -> None:
+        """One row per epoch; None where a series has no value that epoch (validation)."""
         self.epochs_done = epoch + 1
-        self.history.setdefault("epoch", []).append(epoch + 1)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
+        rows = len(self.history.get("epoch", []))
+        values = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        for key in set(self.history) | set(values):
+            column = self.history.setdefault(key, [None] * rows)
+            column.append(values.get(key))
         (self.dir / "history.json").write_text(json.dumps(self.history, indent=1))
         self.save()
 

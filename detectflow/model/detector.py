@@ -156,6 +156,9 @@ class Detector:
             tensor: npt.NDArray[Any] = normalized
         else:
             scale, zero_point = self._input["quantization"]
+            if not scale:
+                raise ValueError(f"{self.model_path.name}: integer input without quantization "
+                                 "parameters; re-export the model")
             info = np.iinfo(dtype)
             quantized = np.round(normalized / scale + zero_point)
             tensor = np.clip(quantized, info.min, info.max).astype(dtype)
