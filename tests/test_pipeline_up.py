@@ -122,3 +122,39 @@ def test_up_help_explains_the_modes() -> None:
     assert done.returncode == 0
     for words in ("--emulators", "--gcp", "--data-dir", "--instances", "uploads"):
         assert words in done.stdout
+
+
+def test_an_explicit_model_is_served_and_the_default_never_replaces_one(
+    bccd_bundle: Path, tmp_path: Path
+) -> None:
+    """`up --model B` serves B (published, made LATEST); the bundled default is published only
+    into a bucket without a version of the configured model."""
+    import shutil
+
+    from detectflow.commands.up import _ensure_model
+    from detectflow.model import Manifest
+    from detectflow.model.registry import latest_version
+    from detectflow.settings import Settings
+    from detectflow.storage import LocalBlobStore
+
+    models = LocalBlobStore(tmp_path / "models")
+    settings = Settings(data_dir=tmp_path)
+    assert _ensure_model(models, settings, bccd_bundle) == "bccd"
+    bundled_version = Manifest.read(bccd_bundle).version
+    assert latest_version(models, "bccd") == bundled_version
+
+    mine = tmp_path / "mine"
+    shutil.copytree(bccd_bundle, mine)
+    manifest = Manifest.read(mine)
+    manifest.name, manifest.version = "mine", "2.0.0"
+    manifest.write(mine)
+    assert _ensure_model(models, settings, mine, explicit=True) == "mine"
+    assert latest_version(models, "mine") == "2.0.0"
+
+    newer = tmp_path / "newer"
+    shutil.copytree(bccd_bundle, newer)
+    manifest = Manifest.read(newer)
+    manifest.version = "9.9.9"
+    manifest.write(newer)
+    assert _ensure_model(models, settings, newer) == "bccd"  # not explicit: bucket wins
+    assert latest_version(models, "bccd") == bundled_version

@@ -117,7 +117,8 @@ def _backend(args: argparse.Namespace) -> Iterator[
     if args.gcp:
         settings = load_settings(storage="gcs", bus="pubsub")
         buckets = make_buckets(settings)
-        name = _ensure_model(buckets.models, settings, _bundle_dir(args.model))
+        name = _ensure_model(buckets.models, settings, _bundle_dir(args.model),
+                         explicit=args.model is not None)
         registry = ModelRegistry(buckets.models, name, settings.model_cache_dir,
                                  settings.model_version, settings.model_check_seconds)
         yield settings, buckets, registry.manifest
@@ -134,7 +135,8 @@ def _backend(args: argparse.Namespace) -> Iterator[
     if settings.storage == "gcs":
         raise SystemExit("detectflow up: DETECTFLOW_STORAGE=gcs runs with --emulators or --gcp")
     buckets = make_buckets(settings, create=settings.storage != "local")
-    name = _ensure_model(buckets.models, settings, _bundle_dir(args.model))
+    name = _ensure_model(buckets.models, settings, _bundle_dir(args.model),
+                         explicit=args.model is not None)
     settings = settings.model_copy(update={"model_name": name})
     pipeline = EmbeddedPipeline(buckets, settings, workers=args.instances,
                                 watch=not args.no_watch).start()
@@ -174,11 +176,30 @@ def _bundle_name(bundle: Path | None) -> str | None:
     return Manifest.read(bundle).name
 
 
-def _ensure_model(models: BlobStore, settings: Settings, bundle: Path | None) -> str:
-    """The model name to serve; publishes `bundle` when the bucket has no version of it."""
-    from detectflow.model.manifest import Manifest
-    from detectflow.model.registry import latest_version, publish_bundle
+def _ensure_model(
+    models: BlobStore, settings: Settings, bundle: Path | None, explicit: bool = False
+) -> str:
+    """The model name to serve.
 
+    An explicit `--model` is served: published if the bucket lacks its version, and made the
+    LATEST of its name. The default bundled model is published only when the bucket has no
+    version of the configured model, so a model published there later is never replaced.
+    """
+    from detectflow.model.manifest import Manifest
+    from detectflow.model.registry import (
+        latest_key,
+        latest_version,
+        list_versions,
+        publish_bundle,
+    )
+
+    if explicit and bundle is not None:
+        manifest = Manifest.read(bundle)
+        if manifest.version not in list_versions(models, manifest.name):
+            publish_bundle(models, bundle)
+        else:
+            models.put(latest_key(manifest.name), manifest.version.encode(), "text/plain")
+        return manifest.name
     if latest_version(models, settings.model_name) is not None:
         return settings.model_name
     if bundle is None:
