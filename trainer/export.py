@@ -82,8 +82,17 @@ def run_qat(run_dir: Path, out: Path, num_classes: int, config: TrainConfig, epo
            "--input-size", str(config.input_width), str(config.input_height),
            "--epochs", str(epochs)]
     log.info("quantization-aware training in a tf_keras subprocess", extra={"epochs": epochs})
-    subprocess.run(cmd, check=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    # Its progress goes to stderr: stdout belongs to the command's JSON summary.
+    subprocess.run(cmd, check=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"},
+                   stdout=_stderr_fd())
     return out.read_bytes()
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.__stderr__.fileno() if sys.__stderr__ else None
+    except (OSError, ValueError):
+        return None
 
 
 def measure_latency(detector: Detector, pixels: npt.NDArray[np.uint8]) -> float:

@@ -214,10 +214,10 @@ def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
 def split_cpu(count: int) -> None:
     """Expose the CPU as `count` logical devices (must run before TensorFlow initializes)."""
     cpu = tf.config.list_physical_devices("CPU")[0]
-    if len(tf.config.list_logical_devices("CPU")) < count:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
-        )
+    # (Listing *logical* devices first would initialize the runtime and forbid the split.)
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    )
 
 
 def use_mixed_precision_on_gpu() -> None:

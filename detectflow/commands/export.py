@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -50,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"detectflow export: unknown formats {sorted(unknown)}; use {EXPORTS}")
     if not (args.run / "best.weights.h5").is_file():
         raise SystemExit(f"detectflow export: {args.run} has no best.weights.h5; train first")
-    bundle = export_run(args.run, bundle_dir=args.out, formats=formats, name=args.name,
-                        version=args.version, qat_epochs=args.qat_epochs, slim=args.slim)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON summary alone
+        bundle = export_run(args.run, bundle_dir=args.out, formats=formats, name=args.name,
+                            version=args.version, qat_epochs=args.qat_epochs, slim=args.slim)
     manifest = json.loads((bundle / "manifest.json").read_text())
     published = publish_to(bundle, args.publish) if args.publish else None
     table = {fmt: {k: v for k, v in e.items() if k in ("file", "size_bytes", "map50",

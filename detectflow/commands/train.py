@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -125,14 +126,17 @@ def run(args: argparse.Namespace) -> int:
     if args.data and is_remote(args.data):
         args.data = str(download_folder(args.data, local_folder(args.data, "data")))
     config = build_config(args)
-    result = train(config, resume=args.resume)  # type: ignore[arg-type]
+    # Keras writes its progress bar to stdout; stdout is kept for the JSON summary alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = train(config, resume=args.resume)  # type: ignore[arg-type]
     summary = {"run": remote_out or str(result.run_dir), "epochs": result.epochs_run,
                "minutes": round(result.minutes, 2),
                "best_val_map50": result.best_metrics.get("map50"),
                "best_val_map50_95": result.best_metrics.get("map50_95")}
     if result.chief and not args.no_export:
         formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-        bundle = export_run(result.run_dir, formats=formats, qat_epochs=args.qat_epochs)
+        with contextlib.redirect_stdout(sys.stderr):
+            bundle = export_run(result.run_dir, formats=formats, qat_epochs=args.qat_epochs)
         summary["bundle"] = str(bundle)
         if args.publish:
             summary["published"] = publish_to(bundle, args.publish)
