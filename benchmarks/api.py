@@ -37,9 +37,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import report  # benchmarks/report.py (this script's folder is on sys.path)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "api"
 SAMPLES = REPO_ROOT / "tests" / "data" / "samples" / "JPEGImages"
 
@@ -319,21 +319,6 @@ def measure(args: argparse.Namespace, base: str) -> tuple[str, str]:
     return context, "\n".join(rows)
 
 
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) this script's section, keeping every other section as it was."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    block = f"{begin}\n{body}\n{end}"
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    text = (
-        pattern.sub(lambda _: block, text)
-        if pattern.search(text)
-        else (text.rstrip("\n") + "\n\n" + block + "\n")
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> None:
     args = parse_args()
     if args.url:
@@ -349,8 +334,8 @@ def main() -> None:
             f"{args.images} --parallel {args.parallel}`"
         )
         body = f"## REST API: upload → result, requests/s\n\n{command}\n\n{context}\n\n{table}"
-        write_section(DOCS, SECTION, body)
-        print(f"written to {DOCS}")
+        report.write_section(SECTION, body)
+        print(f"written to {report.DOCS}")
 
 
 if __name__ == "__main__":

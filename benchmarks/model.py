@@ -18,8 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_line, write_section
+from report import machine_line, write_section  # this script's folder is on sys.path
 
 from detectflow.evaluation import evaluate_bundle
 from detectflow.imaging import decode_image, letterbox

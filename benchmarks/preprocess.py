@@ -14,18 +14,18 @@ import argparse
 import logging
 import os
 import platform
-import re
 import statistics
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import report  # benchmarks/report.py (this script's folder is on sys.path)
+
 from detectflow.voc import Annotation, load_voc
 from trainer.cache import build_cache
 
 SECTION = "preprocess"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def parse_args() -> argparse.Namespace:
@@ -127,19 +127,6 @@ def workload_rows(
     return rows
 
 
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) this script's section, keeping every other section as it was."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    block = f"{begin}\n{body}\n{end}"
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
-        text.rstrip("\n") + "\n\n" + block + "\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> None:
     args = parse_args()
     context, table = measure(args)
@@ -149,8 +136,8 @@ def main() -> None:
         command = "`.venv/bin/python benchmarks/preprocess.py " + \
                   f"--data {args.data} --split {args.split} --input-size {args.input_size}`"
         body = f"## Preprocessing cache: 1 vs N processes\n\n{command}\n\n{context}\n\n{table}"
-        write_section(DOCS, SECTION, body)
-        print(f"written to {DOCS}")
+        report.write_section(SECTION, body)
+        print(f"written to {report.DOCS}")
 
 
 if __name__ == "__main__":
