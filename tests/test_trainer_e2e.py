@@ -100,3 +100,20 @@ def test_same_training_step_under_mirrored_strategy(tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 1
     assert (out / "best.weights.h5").is_file() and (out / "last.keras").is_file()
+
+
+def test_resume_continues_the_run(tmp_path: Path) -> None:
+    """`--resume` picks up the checkpoint, optimizer, EMA and history where the run stopped."""
+    from synthetic import make_voc_dataset
+
+    data = make_voc_dataset(tmp_path / "voc", n_images=16, seed=5)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(out), *TRAIN_ARGS[:-4], "--no-export"]
+    assert main([*args, "--epochs", "1"]) == 0
+    first = json.loads((out / "state.json").read_text())
+    assert first["epochs_done"] == 1
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-export"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["epochs_done"] == 2
+    assert state["history"]["epoch"] == [1, 2]
+    assert state["minutes"] > first["minutes"]

@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--img-size", type=parse_size, default=(384, 288), metavar="WxH",
                      help="model input size, multiples of 32 (default: 384x288)")
     fit.add_argument("--crop", type=int, default=256, help="training crop (default: 256)")
-    fit.add_argument("--epochs", type=int, default=100, help="default: %(default)s")
+    fit.add_argument("--epochs", type=int, help="epochs at most (default: 100; with --resume: "
+                     "the run's own, or a new total to train on to)")
     fit.add_argument("--batch", type=int, default=16, help="global batch (default: 16)")
     fit.add_argument("--lr", type=float, default=4e-3, help="peak learning rate (default: 4e-3)")
     fit.add_argument("--width", type=float, default=1.0, help="channel multiplier (default: 1)")
@@ -94,14 +95,17 @@ def build_config(args: argparse.Namespace) -> object:
     from trainer.config import TrainConfig
 
     if args.resume and (Path(args.out) / "config.json").is_file():
-        return TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
+        config = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
+        if args.epochs is not None:
+            config.epochs = args.epochs
+        return config
     if not args.data:
         raise SystemExit("detectflow train: --data is required (unless --resume)")
     return TrainConfig(
         data=args.data, out=args.out, name=args.name or Path(args.data).resolve().name,
         classes=args.classes, input_width=args.img_size[0], input_height=args.img_size[1],
         train_split=args.train_split, val_split=args.val_split, val_fraction=args.val_fraction,
-        epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, width=args.width,
+        epochs=args.epochs or 100, batch_size=args.batch, learning_rate=args.lr, width=args.width,
         eval_every=args.eval_every, patience=args.patience, max_minutes=args.max_minutes,
         seed=args.seed, workers=args.workers, cpu_replicas=args.cpu_replicas,
         augment=AugmentConfig(crop=args.crop, flip_horizontal=not args.no_hflip,
