@@ -394,6 +394,29 @@ def _one_cold_start(stack: EmulatorStack, buckets: Buckets, jpeg: bytes,
 
 # --- report ------------------------------------------------------------------------------
 
+def targets(summaries: list[Summary], cold: dict[str, float]) -> str:
+    """The issue's targets, and whether this run met them."""
+    def best(backend: str) -> float | None:
+        ratios = [statistics.median(s.ratios) for s in summaries if s.backend == backend]
+        return 100 * max(ratios) if ratios else None
+
+    checks = []
+    for backend, goal in (("embedded", 80), ("emulators", 50)):
+        got = best(backend)
+        if got is not None:
+            checks.append(f"{backend} >= {goal} % of the compute bound: {got:.0f} % "
+                          f"({'met' if got >= goal else 'missed'})")
+    p50 = max(percentile(s.latencies_ms, 50) for s in summaries if s.latencies_ms)
+    checks.append(f"p50 upload->result <= 250 ms at half saturation: worst {p50:.0f} ms "
+                  f"({'met' if p50 <= 250 else 'missed'})")
+    lost = sum(s.total("lost") + s.total("duplicated") for s in summaries)
+    checks.append(f"0 lost, 0 duplicated: {lost} ({'met' if lost == 0 else 'missed'})")
+    if cold:
+        checks.append(f"cold start <= 1.5 s: {cold['litert']:.2f} s "
+                      f"({'met' if cold['litert'] <= 1.5 else 'missed'})")
+    return "Targets (the event-pipeline issue), this run: " + "; ".join(checks) + "."
+
+
 def _spread(values: list[float], fmt: str) -> str:
     """median (min-max)"""
     if len(values) == 1:
@@ -408,8 +431,8 @@ def render(bound: dict[str, float], summaries: list[Summary], cold: dict[str, fl
         f"Model `{model.name}` {model.version} ({model.export}, input "
         f"{model.input.width}x{model.input.height}); {images} distinct BCCD images from "
         f"{source}, cycled to {count} uploads per run. {report.machine_line()} "
-        "Other engineers' jobs share these two cores (a model was training during this "
-        "run): compare ratios, which are measured under the same load, not absolute rates.",
+        "Other engineers' jobs may share these two cores: compare ratios, which are measured "
+        "under the same load, rather than absolute rates across runs.",
         "",
         "**Compute bound** (one process, tight loop: decode + letterbox + int8 inference + "
         "box decoding), medians per image:",
@@ -443,7 +466,8 @@ def render(bound: dict[str, float], summaries: list[Summary], cold: dict[str, fl
             f"{summary.total('failed')} | {percentile(lat, 50):.0f} ms | "
             f"{percentile(lat, 95):.0f} ms | {percentile(lat, 99):.0f} ms |")
     absorbed = sum(s.total("redeliveries_absorbed") for s in summaries)
-    lines += ["", f"Redeliveries absorbed by the idempotency check over all runs: {absorbed}."]
+    lines += ["", f"Redeliveries absorbed by the idempotency check over all runs: {absorbed}.",
+              "", targets(summaries, cold)]
     if cold:
         lines += [
             "",
