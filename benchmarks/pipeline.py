@@ -305,7 +305,6 @@ def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
                 cold = cold_start(stack, buckets, images[0][1], bundle, cold_starts)
         finally:
             stack.stop()
-            shutil.rmtree(stack.log_dir, ignore_errors=True)
     return summaries, cold
 
 

@@ -255,7 +255,7 @@ class EmulatorConfig:
     model_name: str = "bccd"
     model_check_seconds: float = 2.0
     functions_dir: Path = REPO_ROOT / "functions"
-    log_dir: Path | None = None  # default: a fresh temporary folder
+    log_dir: Path | None = None  # default: a fresh temporary folder, removed at stop
     topology: Topology = field(default_factory=lambda: default_topology("local"))
     extra_env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 60.0
@@ -268,6 +268,7 @@ class EmulatorStack:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         cfg = self.config
+        self._owns_log_dir = cfg.log_dir is None
         self.log_dir = cfg.log_dir or Path(tempfile.mkdtemp(prefix="detectflow-emulators-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.pubsub_port = free_port(cfg.host)
@@ -341,10 +342,14 @@ class EmulatorStack:
         return self
 
     def stop(self) -> None:
+        """Stop every service (whole process groups); remove the temporary folder of logs and
+        model cache if the stack made it (a `log_dir` given in the config is kept)."""
         with self._lock:
             processes, self.processes = self.processes, {}
         for process in processes.values():
             process.stop()
+        if self._owns_log_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def __enter__(self) -> EmulatorStack:
         return self.start()
