@@ -65,7 +65,18 @@ class Detector:
         self._input = self._interpreter.get_input_details()[0]
         self._outputs = self._interpreter.get_output_details()
         self.decoding = manifest.decoding_for(model_path.name)
-        self.last_timings = Timings()
+        self._input_lut = self._input_lookup_table()
+        self._local = threading.local()
+
+    @property
+    def last_timings(self) -> Timings:
+        """Timings of this thread's last call (per thread: a Detector may serve several)."""
+        timings: Timings | None = getattr(self._local, "timings", None)
+        return timings if timings is not None else Timings()
+
+    @last_timings.setter
+    def last_timings(self, value: Timings) -> None:
+        self._local.timings = value
 
     @classmethod
     def load(
@@ -149,20 +160,25 @@ class Detector:
         return heatmap, ltrb, elapsed_ms
 
     def _to_input_tensor(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+        # One table lookup per pixel: exactly what normalize-then-quantize computes, without
+        # the float temporaries (np.take: ~2x faster than arithmetic or fancy indexing).
+        return self._input_lut.take(pixels.ravel()).reshape((1, *pixels.shape))
+
+    def _input_lookup_table(self) -> npt.NDArray[Any]:
+        """uint8 pixel value -> model input value (normalized, then quantized for int models)."""
         prep = self.manifest.preprocessing
-        normalized = pixels.astype(np.float32) * np.float32(prep.scale) + np.float32(prep.offset)
+        values = np.arange(256, dtype=np.float32) * np.float32(prep.scale) + np.float32(
+            prep.offset
+        )
         dtype = self._input["dtype"]
         if dtype == np.float32:
-            tensor: npt.NDArray[Any] = normalized
-        else:
-            scale, zero_point = self._input["quantization"]
-            if not scale:
-                raise ValueError(f"{self.model_path.name}: integer input without quantization "
-                                 "parameters; re-export the model")
-            info = np.iinfo(dtype)
-            quantized = np.round(normalized / scale + zero_point)
-            tensor = np.clip(quantized, info.min, info.max).astype(dtype)
-        return tensor[None]
+            return values
+        scale, zero_point = self._input["quantization"]
+        if not scale:
+            raise ValueError(f"{self.model_path.name}: integer input without quantization "
+                             "parameters; re-export the model")
+        info = np.iinfo(dtype)
+        return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
 
     def _read_output(self, position: int) -> npt.NDArray[np.float32]:
         detail = self._outputs[position]
