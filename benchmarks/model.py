@@ -115,7 +115,11 @@ def main() -> None:
     cold_tf = subprocess_seconds(IMPORT_TF, args.cold_runs)
     training = manifest.metrics.get("training_run", {})
     body = "\n".join([
-        f"## Model bundle `{args.bundle}` ({manifest.name} {manifest.version})",
+        f"## Model: {manifest.name} {manifest.version}, every export (`benchmarks/model.py`)",
+        "",
+        f"`.venv/bin/python benchmarks/model.py --bundle {args.bundle} --data {args.data}`. "
+        "`models/bccd` ships the default export only; the full set comes from the commands in "
+        "`models/README.md`.",
         "",
         f"{len(items)} images of the `{args.split}` split of `{Path(args.data).name}`, "
         f"input {size[0]}x{size[1]}, LiteRT, 1 thread. {machine_line()}",
