@@ -23,11 +23,7 @@ import asyncio
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +34,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import report  # benchmarks/report.py (this script's folder is on sys.path)
+
+from detectflow.emulators import free_port, start_detectflow_up
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECTION = "api"
@@ -73,69 +71,18 @@ def parse_args() -> argparse.Namespace:
 # --- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def detectflow_up(model: Path) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="detectflow-bench-") as tmp:
         port = free_port()
-        env = {**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": f"{tmp}/model-cache"}
-        log_path = Path(tmp) / "server.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "detectflow.cli",
-                    "up",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    f"{tmp}/data",
-                    "--model",
-                    str(model),
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        base = f"http://127.0.0.1:{port}"
+        process = start_detectflow_up(
+            port, Path(tmp) / "data", Path(tmp) / "server.log", model=model,
+            env={"DETECTFLOW_MODEL_CACHE_DIR": f"{tmp}/model-cache"},
+        )
         try:
-            wait_ready(base, process, log_path)
-            yield base
+            yield f"http://127.0.0.1:{port}"
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"detectflow up exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).json().get("model"):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"detectflow up not ready after 60 s:\n{log_path.read_text()[-3000:]}")
-
-
-# --- upload -> result -------------------------------------------------------------------------
+            process.stop(grace=15)
 
 
 def image_files(folder: Path) -> list[Path]:

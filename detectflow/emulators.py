@@ -239,6 +239,34 @@ def start_fake_gcs_server(host: str, port: int, log_path: Path, events: GcsEvent
     return process
 
 
+def app_ready(base: str) -> bool:
+    """`detectflow up` answers /healthz and has a model to serve."""
+    import json
+
+    status, body = _http_get(f"{base}/healthz")
+    return status == 200 and bool(json.loads(body or b"{}").get("model"))
+
+
+def start_detectflow_up(
+    port: int,
+    data_dir: Path,
+    log_path: Path,
+    model: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> ManagedProcess:
+    """`detectflow up` (embedded) on 127.0.0.1:`port` in its own process group, returned once
+    it serves a model; for tests and benchmarks that drive the app over HTTP."""
+    argv = [sys.executable, "-m", "detectflow.cli", "up", "--host", "127.0.0.1",
+            "--port", str(port), "--data-dir", str(data_dir)]
+    if model is not None:
+        argv += ["--model", str(model)]
+    process = ManagedProcess("detectflow up", argv, {**os.environ, **(env or {})}, log_path,
+                             cwd=REPO_ROOT).start()
+    _ready_or_stop(process, lambda: app_ready(f"http://127.0.0.1:{port}"), timeout)
+    return process
+
+
 def _ready_or_stop(process: ManagedProcess, probe: Callable[[], bool], timeout: float) -> None:
     try:
         process.wait_ready(probe, timeout)

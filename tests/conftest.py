@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,12 @@ REPO_ROOT = TESTS_DIR.parent
 sys.path.insert(0, str(TESTS_DIR))  # `from synthetic import make_voc_dataset` from any test
 
 from synthetic import make_voc_dataset  # noqa: E402
+
+from detectflow.emulators import (  # noqa: E402
+    EmulatorUnavailable,
+    free_port,
+    start_fake_gcs_server,
+)
 
 BCCD_BUNDLE = REPO_ROOT / "models" / "bccd"
 
@@ -37,3 +45,41 @@ def bccd_bundle() -> Path:
             pytest.fail(f"the committed model bundle {BCCD_BUNDLE} is missing")
         pytest.skip(f"{BCCD_BUNDLE} not committed yet")
     return BCCD_BUNDLE
+
+
+def unavailable(reason: str) -> None:
+    """A test service is missing: skip locally, fail under CI (where it must be there)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required test service unavailable under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def gcs_url() -> Iterator[str]:
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="fake-gcs-")) / "fake-gcs-server.log"
+    try:
+        server = start_fake_gcs_server("127.0.0.1", port, log_path)
+    except EmulatorUnavailable as err:
+        unavailable(str(err))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:
+        unavailable(f"moto[server] is not installed: {err}")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -9,11 +9,6 @@ text file with HTML in its name and see the error (as text). Screenshots go to t
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from detectflow.emulators import EmulatorUnavailable, free_port, start_detectflow_up
 
 pytestmark = pytest.mark.browser
 
@@ -49,78 +46,27 @@ def _chromium_or_skip() -> str:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def detectflow_up(bundle: Path, data_dir: Path, **env: str) -> Iterator[str]:
-    """`detectflow up` on a free port with its own data folder; stopped (SIGINT, the whole
-    process group) on exit. `env` adds DETECTFLOW_* settings."""
-    port = _free_port()
-    log_path = data_dir / "server.log"
-    environ = {**os.environ, "DETECTFLOW_MODEL_CACHE_DIR": str(data_dir / "model-cache"), **env}
-    command = [
-        sys.executable,
-        "-m",
-        "detectflow.cli",
-        "up",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir / "data"),
-        "--model",
-        str(bundle),
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    """`detectflow up` on a free port with its own data folder; its whole process group is
+    stopped on exit. `env` adds DETECTFLOW_* settings."""
+    port = free_port()
+    environ = {"DETECTFLOW_MODEL_CACHE_DIR": str(data_dir / "model-cache"), **env}
     try:
-        _wait_until_ready(base, process, log_path)
-        yield base
+        process = start_detectflow_up(port, data_dir / "data", data_dir / "server.log",
+                                      model=bundle, env=environ)
+    except EmulatorUnavailable as err:
+        pytest.fail(str(err))
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.stop(grace=15)
 
 
 @pytest.fixture(scope="module")
 def server(bccd_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with detectflow_up(bccd_bundle, tmp_path_factory.mktemp("detectflow-up")) as base:
         yield base
-
-
-def _wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"detectflow up exited with {process.returncode}:\n"
-                f"{log_path.read_text(errors='replace')[-3000:]}"
-            )
-        try:
-            health = httpx.get(f"{base}/healthz", timeout=1).json()  # public, even with a key
-            if health.get("model"):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"detectflow up not ready in 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from bad_inputs import MAX_BYTES, corpus
+from conftest import unavailable
 from test_pipeline_handlers import assert_matches
 
 from detectflow.bus import EventBus
@@ -50,12 +51,6 @@ def model_bundle(request: pytest.FixtureRequest) -> Path:
     """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
     override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
     return Path(override) if override else request.getfixturevalue("bccd_bundle")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"emulators unavailable under CI: {reason}")
-    pytest.skip(reason)
 
 
 @dataclasses.dataclass
@@ -128,7 +123,7 @@ def stack(model_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     try:
         emulators.start()
     except EmulatorUnavailable as err:
-        _unavailable(str(err))
+        unavailable(str(err))
     try:
         publish_bundle(make_buckets(emulators.settings()).models, model_bundle)
         yield emulators

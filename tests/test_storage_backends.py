@@ -6,15 +6,11 @@ libraries a deployment uses (google-cloud-storage, boto3).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from detectflow.emulators import EmulatorUnavailable, free_port, start_fake_gcs_server
 from detectflow.storage import (
     BlobNotFound,
     BlobStore,
@@ -25,44 +21,6 @@ from detectflow.storage import (
 )
 from detectflow.storage.gcs import make_gcs_client
 from detectflow.storage.s3 import make_s3_client
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"required test service unavailable under CI: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def gcs_url() -> Iterator[str]:
-    port = free_port()
-    log_path = Path(tempfile.mkdtemp(prefix="fake-gcs-")) / "fake-gcs-server.log"
-    try:
-        server = start_fake_gcs_server("127.0.0.1", port, log_path)
-    except EmulatorUnavailable as err:
-        _unavailable(str(err))
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as err:
-        _unavailable(f"moto[server] is not installed: {err}")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
 
 _bucket_counter = iter(range(10_000))
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_storage_backends import gcs_url  # noqa: F401  (module fixture: fake-gcs-server)
 
 from detectflow.model import Manifest
 from detectflow.model.registry import latest_version
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.emulators
 
 
 @pytest.fixture
-def gcs(gcs_url: str, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
+def gcs(gcs_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_url)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     for bucket in ("data", "models"):
