@@ -26,7 +26,7 @@ def test_input_lookup_table_matches_normalize_then_quantize(bccd_bundle: Path) -
 def test_bundled_model_finds_the_annotated_cells(bccd_bundle: Path, samples_dir: Path) -> None:
     """On the 4 committed BCCD test images, at the served score threshold, most annotated cells
     are found (IoU >= 0.5, same class) and every WBC is: an accuracy check that needs no
-    dataset. (Bundle 1.0.0 finds 50 of 70; the misses are RBCs in clumps.)"""
+    dataset. (The misses are mostly RBCs in clumps.)"""
     detector = Detector.load(bccd_bundle)
     items = load_voc(samples_dir, classes=detector.classes).split("test")
     found = total = 0
