@@ -47,6 +47,13 @@ def bccd_bundle() -> Path:
     return BCCD_BUNDLE
 
 
+@pytest.fixture(scope="session")
+def model_bundle(request: pytest.FixtureRequest) -> Path:
+    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
+    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
+    return Path(override) if override else request.getfixturevalue("bccd_bundle")
+
+
 def unavailable(reason: str) -> None:
     """A test service is missing: skip locally, fail under CI (where it must be there)."""
     if os.environ.get("CI", "").lower() == "true":

@@ -46,13 +46,6 @@ pytestmark = pytest.mark.emulators
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def model_bundle(request: pytest.FixtureRequest) -> Path:
-    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
-    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
-    return Path(override) if override else request.getfixturevalue("bccd_bundle")
-
-
 @dataclasses.dataclass
 class Backend:
     """One way of running the pipeline, seen from outside: buckets, a bus, its logs."""

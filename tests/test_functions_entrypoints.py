@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -27,13 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 PREPROCESS = REPO / "functions" / "preprocess" / "main.py"
 INFER = REPO / "functions" / "infer" / "main.py"
 PROJECT_TOPIC = "/projects/test-project/topics/detectflow-uploads"
-
-
-@pytest.fixture(scope="session")
-def model_bundle(request: pytest.FixtureRequest) -> Path:
-    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
-    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
-    return Path(override) if override else request.getfixturevalue("bccd_bundle")
 
 
 class RecordingBus:

@@ -4,7 +4,6 @@ dead letters, several workers."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from pathlib import Path
@@ -21,13 +20,6 @@ from detectflow.records import SourceObject
 from detectflow.settings import Settings, load_settings
 from detectflow.storage import Buckets
 from detectflow.topology import RetryPolicy, Topology, default_topology
-
-
-@pytest.fixture(scope="session")
-def model_bundle(request: pytest.FixtureRequest) -> Path:
-    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
-    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
-    return Path(override) if override else request.getfixturevalue("bccd_bundle")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -27,13 +26,6 @@ from detectflow.records import BoxDetection
 from detectflow.storage import Buckets
 
 SAMPLE = "BloodImage_00011"
-
-
-@pytest.fixture(scope="session")
-def model_bundle(request: pytest.FixtureRequest) -> Path:
-    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
-    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
-    return Path(override) if override else request.getfixturevalue("bccd_bundle")
 
 
 class RecordingBus:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -20,13 +19,6 @@ from detectflow.model.registry import (
     publish_bundle,
 )
 from detectflow.storage import BlobStore, LocalBlobStore
-
-
-@pytest.fixture(scope="session")
-def model_bundle(request: pytest.FixtureRequest) -> Path:
-    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
-    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
-    return Path(override) if override else request.getfixturevalue("bccd_bundle")
 
 
 def bundle_version(bundle: Path, version: str, dest: Path) -> Path:

@@ -18,13 +18,6 @@ import pytest
 from detectflow.emulators import free_port
 
 
-@pytest.fixture(scope="session")
-def model_bundle(request: pytest.FixtureRequest) -> Path:
-    """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
-    override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
-    return Path(override) if override else request.getfixturevalue("bccd_bundle")
-
-
 def get_json(url: str) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=5) as response:
         data: dict[str, object] = json.load(response)

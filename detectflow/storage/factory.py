@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from detectflow.settings import Settings
 from detectflow.storage.buckets import ROLES, Buckets
 
@@ -12,20 +14,18 @@ def make_buckets(settings: Settings, create: bool = False) -> Buckets:
     names = settings.bucket_names()
     if settings.storage == "local":
         return Buckets.local(settings.data_dir)
+    stores: dict[str, Any]
     if settings.storage == "gcs":
         from detectflow.storage.gcs import GcsBlobStore, make_gcs_client
 
         gcs = make_gcs_client(settings.project, settings.storage_emulator_host)
-        gcs_stores = {role: GcsBlobStore(gcs, names[role]) for role in ROLES}
-        if create:
-            for gcs_store in gcs_stores.values():
-                gcs_store.create_bucket()
-        return Buckets(**gcs_stores)
-    from detectflow.storage.s3 import S3BlobStore, make_s3_client
+        stores = {role: GcsBlobStore(gcs, names[role]) for role in ROLES}
+    else:
+        from detectflow.storage.s3 import S3BlobStore, make_s3_client
 
-    s3 = make_s3_client(settings.s3_endpoint_url, settings.s3_region)
-    s3_stores = {role: S3BlobStore(s3, names[role]) for role in ROLES}
+        s3 = make_s3_client(settings.s3_endpoint_url, settings.s3_region)
+        stores = {role: S3BlobStore(s3, names[role]) for role in ROLES}
     if create:
-        for s3_store in s3_stores.values():
-            s3_store.create_bucket()
-    return Buckets(**s3_stores)
+        for store in stores.values():
+            store.create_bucket()
+    return Buckets(**stores)
