@@ -164,6 +164,7 @@ class ManagedProcess:
         self._signal(signal.SIGKILL)
         if self.process is not None:
             self.process.wait(timeout=10)
+        self._wait_group_gone()
         self._close_log()
 
     def stop(self, grace: float = 5.0) -> None:
@@ -178,7 +179,17 @@ class ManagedProcess:
                 self.process.wait(timeout=10)
         # The leader may be gone while children linger in its group: sweep the group.
         self._signal(signal.SIGKILL)
+        self._wait_group_gone()
         self._close_log()
+
+    def _wait_group_gone(self, timeout: float = 10.0) -> None:
+        """SIGKILL is delivered asynchronously: a loaded machine may not have run the dying
+        children yet, and a port is only free once they are gone. Wait for that."""
+        if self.process is None:
+            return
+        deadline = time.monotonic() + timeout
+        while live_group_members(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _signal(self, sig: signal.Signals) -> None:
         if self.process is None:
@@ -190,6 +201,22 @@ class ManagedProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Pids in process group `pgid` that are not zombies. Orphaned children that were killed
+    stay zombies in their group until some init reaps them, and a container's PID 1 may
+    never do so; `killpg(pgid, 0)` counts them as alive, /proc does not."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        state, process_group = fields[0], int(fields[2])
+        if process_group == pgid and state not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
 
 
 def pubsub_ready(host_port: str) -> bool:

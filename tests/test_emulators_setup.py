@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,29 @@ from detectflow.emulators import (
     EmulatorUnavailable,
     ManagedProcess,
     find_java,
+    live_group_members,
 )
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Any member of the group still running (zombies waiting for a reaper do not count:
+    a container's PID 1 may never reap the orphans, see live_group_members)."""
+    return bool(live_group_members(pgid))
+
+
+def test_live_group_members_sees_a_running_group_and_ignores_zombies(tmp_path: Path) -> None:
+    process = ManagedProcess("sleeper", ["sleep", "60"], dict(os.environ),
+                             tmp_path / "s.log").start()
+    assert process.pid is not None
+    assert live_group_members(process.pid) == [process.pid]
+    os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while live_group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Not reaped yet: a zombie, which killpg still counts as alive.
+    os.killpg(process.pid, 0)
+    assert live_group_members(process.pid) == []
+    process.kill()
 
 
 def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
