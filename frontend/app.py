@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from detectflow import __version__
 from detectflow.model.manifest import Manifest
@@ -64,7 +65,9 @@ def create_app(
     """The app over `buckets`; `model_manifest()` is asked on each request which model is
     served (None while none is loaded), so a new model version shows up without a restart."""
     settings = settings or FrontendSettings()
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from files in the wheel, not a CDN: the docs of
+    # a self-hosted app must work on a machine without internet.
+    app = FastAPIOffline(
         title=f"{settings.title} API",
         version=__version__,
         description=DESCRIPTION,

@@ -297,3 +297,28 @@ def test_api_key_is_asked_for_once_and_used_for_everything(
         page.reload()  # the key is remembered by this browser
         page.locator(f"article.card[data-id='{image_id}'] svg.overlay rect.box").first.wait_for()
         expect(page.locator("#key-form")).to_be_hidden()
+
+
+def test_api_docs_render_without_internet(server: str, page: Any) -> None:
+    """Swagger UI at /docs draws every operation with no request leaving the machine."""
+    from playwright.sync_api import expect
+
+    outside: list[str] = []
+
+    def block_outside(route: Any) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", block_outside)
+    page.goto(f"{server}/docs")
+    upload = page.locator(".opblock-post", has_text="/api/images").first
+    upload.wait_for(timeout=20_000)
+    spec = httpx.get(f"{server}/openapi.json").json()
+    operations = sum(len(methods) for methods in spec["paths"].values())
+    expect(page.locator(".opblock")).to_have_count(operations)
+    upload.locator(".opblock-summary").click()  # expands: the UI is live, not a static dump
+    expect(upload.locator(".opblock-body")).to_be_visible()
+    assert outside == [], f"/docs asked the internet for {outside}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import threading
 import time
@@ -682,7 +683,20 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     box = spec["components"]["schemas"]["DetectionOut"]["properties"]["box"]
     assert "xyxy" in box["description"] and "pixels of the original image" in box["description"]
     assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])
-    assert client.get("/docs").status_code == 200
+
+
+def test_docs_pages_use_assets_served_by_the_app(client: TestClient) -> None:
+    """/docs and /redoc must not depend on a CDN: every script and stylesheet they load is
+    served by the app itself."""
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html.text)
+        assert assets, f"{page} loads no script or stylesheet: the test would prove nothing"
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+            response = client.get(asset)
+            assert response.status_code == 200 and len(response.content) > 10_000, asset
 
 
 # --- settings ---------------------------------------------------------------------------------
