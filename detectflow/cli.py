@@ -21,7 +21,7 @@ COMMANDS = ("train", "evaluate", "export", "predict", "data", "up")
 EPILOG = """\
 examples:
   detectflow up                                  # web app + pipeline on this machine
-  detectflow predict --model models/bccd-int8 image.jpg --save-dir out/
+  detectflow predict --model models/bccd image.jpg --save-dir out/
   detectflow train --data ../shared/data/bccd --out runs/bccd
   detectflow evaluate --model runs/bccd/bundle --data ../shared/data/bccd --split test --json
   detectflow export --run runs/bccd --formats float32,float16,int8,qat

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import functools
 import io
+import itertools
 import json
 import os
 import re
@@ -255,6 +256,26 @@ def test_every_readme_command_exists() -> None:
         if (problems := problems_with(argv))
     }
     assert failures == {}
+
+
+HELP_PAGES = [(), ("train",), ("evaluate",), ("export",), ("predict",), ("data",), ("up",)]
+
+
+@pytest.mark.parametrize("words", HELP_PAGES, ids=lambda w: " ".join(w) or "detectflow")
+def test_help_examples_parse_and_name_real_bundles(words: tuple[str, ...]) -> None:
+    """The examples a user copies from `--help` must run: they parse, and a `--model models/X`
+    names a bundle that ships in the repository."""
+    code, text = help_text(*words)
+    assert code == 0, text
+    examples = text.partition("examples:")[2]
+    commands = detectflow_commands(examples)
+    assert commands, f"`detectflow {' '.join(words)} --help` shows no example"
+    problems = {" ".join(argv): found for argv in commands if (found := problems_with(argv))}
+    assert problems == {}
+    for argv in commands:
+        for flag, value in itertools.pairwise(argv):
+            if flag == "--model" and value.startswith("models/"):
+                assert (ROOT / value / "manifest.json").is_file(), f"no bundle at {value}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
