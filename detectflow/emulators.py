@@ -206,7 +206,8 @@ class ManagedProcess:
 def live_group_members(pgid: int) -> list[int]:
     """Pids in process group `pgid` that are not zombies. Orphaned children that were killed
     stay zombies in their group until some init reaps them, and a container's PID 1 may
-    never do so; `killpg(pgid, 0)` counts them as alive, /proc does not."""
+    never do so; `killpg(pgid, 0)` counts them as alive, /proc does not. Linux only: without
+    /proc the list is empty, so `stop()` does not wait (the emulator stack targets Linux)."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
