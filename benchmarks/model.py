@@ -20,10 +20,10 @@ from pathlib import Path
 
 from report import machine_line, write_section  # this script's folder is on sys.path
 
-from detectflow.evaluation import evaluate_bundle
+from detectflow.datasets.voc import load_voc
+from detectflow.evaluation.bundle import evaluate_bundle
 from detectflow.imaging import decode_image, letterbox
 from detectflow.model import Detector, Manifest
-from detectflow.voc import load_voc
 
 COLD_START = """
 import time; t0 = time.perf_counter()

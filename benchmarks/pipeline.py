@@ -42,12 +42,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import report  # noqa: E402  (benchmarks/report.py: writes our section of docs/benchmarks.md)
 
-from detectflow.emulators import EmulatorConfig, EmulatorStack, free_port  # noqa: E402
 from detectflow.imaging import DEFAULT_LIMITS  # noqa: E402
+from detectflow.launcher.embedded import EmbeddedPipeline  # noqa: E402
+from detectflow.launcher.emulators import EmulatorConfig, EmulatorStack, free_port  # noqa: E402
 from detectflow.layout import new_image_id, upload_key, work_key  # noqa: E402
 from detectflow.model import Detector, Manifest  # noqa: E402
 from detectflow.model.registry import publish_bundle  # noqa: E402
-from detectflow.pipeline.embedded import EmbeddedPipeline  # noqa: E402
 from detectflow.pipeline.events import PreparedNotice  # noqa: E402
 from detectflow.pipeline.prepare import encode_prepared, prepare_image  # noqa: E402
 from detectflow.records import ResultRecord, SourceObject  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import report  # benchmarks/report.py (this script's folder is on sys.path)
 
-from detectflow.voc import Annotation, load_voc
+from detectflow.datasets.voc import Annotation, load_voc
 from trainer.cache import build_cache
 
 SECTION = "preprocess"

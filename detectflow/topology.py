@@ -1,8 +1,8 @@
 """The one description of detectflow's cloud topology: buckets, topics, subscriptions, functions.
 
-The local emulator setup (`detectflow/emulators.py`) creates exactly this, and the Terraform
-variables for Google Cloud are generated from `Topology.to_dict()` (see infra/), so local and
-cloud cannot drift. Names here are logical; on Google Cloud the bucket names get a prefix
+The local emulator setup (`detectflow/launcher/emulators.py`) creates exactly this, and the
+Terraform variables for Google Cloud are generated from `Topology.to_dict()` (see infra/), so
+local and cloud cannot drift. Names here are logical; on Google Cloud the bucket names get a prefix
 (bucket names are global), the topic and subscription names are used as they are.
 
     uploads bucket --(OBJECT_FINALIZE notification)--> uploads topic

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).parent
-REPO_ROOT = TESTS_DIR.parent
-sys.path.insert(0, str(TESTS_DIR))  # `from synthetic import make_voc_dataset` from any test
+sys.path.insert(0, str(Path(__file__).parent))  # `from support.x import y` from any test
 
-from synthetic import make_voc_dataset  # noqa: E402
+from support.paths import REPO_ROOT, SAMPLES_DIR
+from support.services import unavailable
+from support.synthetic import make_voc_dataset
 
-from detectflow.emulators import (  # noqa: E402
+from detectflow.launcher.emulators import (
     EmulatorUnavailable,
     free_port,
     start_fake_gcs_server,
@@ -34,7 +34,7 @@ def voc_root(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     """Four BCCD test-split images with their VOC XML (tests/data/samples/README.md)."""
-    return TESTS_DIR / "data" / "samples"
+    return SAMPLES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +52,6 @@ def model_bundle(request: pytest.FixtureRequest) -> Path:
     """The committed BCCD bundle (DETECTFLOW_TEST_BUNDLE points at another one)."""
     override = os.environ.get("DETECTFLOW_TEST_BUNDLE")
     return Path(override) if override else request.getfixturevalue("bccd_bundle")
-
-
-def unavailable(reason: str) -> None:
-    """A test service is missing: skip locally, fail under CI (where it must be there)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"required test service unavailable under CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

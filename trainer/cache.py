@@ -43,8 +43,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from detectflow.datasets.voc import Annotation
 from detectflow.imaging import ImageError, decode_image, letterbox
-from detectflow.voc import Annotation
 
 log = logging.getLogger(__name__)
 

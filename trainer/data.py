@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectflow.voc import Annotation, format_issue_report, issue_counts, load_voc
+from detectflow.datasets.voc import Annotation, format_issue_report, issue_counts, load_voc
 from trainer.cache import CachedSplit, build_cache
 from trainer.config import TrainConfig
 

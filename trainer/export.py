@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectflow.evaluation import evaluate_bundle
+from detectflow.datasets.voc import Annotation, load_voc
+from detectflow.evaluation.bundle import evaluate_bundle
 from detectflow.model import Detector, Manifest
 from detectflow.model.manifest import ExportMetrics, InputSpec
-from detectflow.voc import Annotation, load_voc
 from trainer.batches import normalize
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, carve_validation, load_training_data
@@ -232,8 +232,8 @@ def write_plots(
     manifest: Manifest, bundle: Path, run_dir: Path, splits: dict[str, list[Annotation]]
 ) -> None:
     try:
-        from detectflow.metrics import EvalReport  # noqa: F401
-        from detectflow.plots import plot_pr_curves
+        from detectflow.evaluation.metrics import EvalReport  # noqa: F401
+        from detectflow.evaluation.plots import plot_pr_curves
     except ImportError:
         log.warning("matplotlib missing: no plots in the bundle")
         return

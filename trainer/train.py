@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from detectflow.metrics import GroundTruth, Predictions, evaluate_detections
+from detectflow.evaluation.metrics import GroundTruth, Predictions, evaluate_detections
 from detectflow.model.decode import decode_centernet
 from detectflow.model.manifest import Decoding
 from trainer.batches import ImageSet, TrainBatches, normalize
@@ -302,7 +302,7 @@ def finish_run(run: RunState, data: TrainingData) -> None:
     """Training curves and the data summary beside the weights."""
     (run.dir / "data.json").write_text(json.dumps(data.summary(), indent=2))
     try:
-        from detectflow.plots import plot_training_curves
+        from detectflow.evaluation.plots import plot_training_curves
 
         plot_training_curves(run.history, run.dir / "training_curves.png")
     except ImportError:  # matplotlib is part of the `train` extra; plots are a bonus

@@ -1,1 +1,0 @@
-"""One module per `detectflow` subcommand (see detectflow/cli.py)."""
