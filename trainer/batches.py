@@ -1,8 +1,12 @@
-"""Batches for `model.fit`: augmented crops and their heatmap/box targets, built in numpy."""
+"""Batches for `model.fit`: augmented samples and their heatmap/ltrb targets, built in numpy.
+
+`TrainBatches` is a Keras `PyDataset`: with `workers` > 1 Keras builds batches in that many
+threads ahead of the step (Pillow and numpy release the GIL for most of the work), so a fast
+accelerator is not left waiting for the CPU.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol
 
 import keras
@@ -10,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from detectflow.model.manifest import Preprocessing
-from trainer.augment import AugmentConfig, augment
-from trainer.model import STRIDE
-from trainer.targets import make_targets
+from trainer.augment import AugmentConfig, Sample, augment, full_sample
+from trainer.model import LTRB_UNIT_PX
+from trainer.targets import LTRB_TARGET_CHANNELS, make_targets
 
 
 class ImageSet(Protocol):
@@ -24,6 +28,7 @@ class ImageSet(Protocol):
     def __len__(self) -> int: ...
     def boxes(self, index: int) -> npt.NDArray[np.float32]: ...
     def class_ids(self, index: int) -> npt.NDArray[np.int64]: ...
+    def content_size(self, index: int) -> tuple[int, int]: ...
 
 
 PREPROCESSING = Preprocessing()
@@ -35,8 +40,16 @@ def normalize(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return pixels.astype(np.float32) * np.float32(prep.scale) + np.float32(prep.offset)
 
 
+def sample_size(augment_config: AugmentConfig, input_size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of a training sample: the square crop, or the whole model input."""
+    crop = augment_config.crop
+    return (crop, crop) if crop is not None else input_size
+
+
 class TrainBatches(keras.utils.PyDataset):
-    """An epoch = every training image once, in a new random order, freshly augmented."""
+    """An epoch = every training image once (as the first image of its sample), in a new random
+    order, freshly augmented. `strong` (mosaic, mixup) is switched off for the last part of the
+    run by `trainer.train` (YOLO's close_mosaic): the model ends on images like the real ones."""
 
     def __init__(
         self,
@@ -45,6 +58,8 @@ class TrainBatches(keras.utils.PyDataset):
         batch_size: int,
         augment_config: AugmentConfig,
         seed: int,
+        input_size: tuple[int, int],
+        stride: int,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -53,6 +68,9 @@ class TrainBatches(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.augment_config = augment_config
         self.seed = seed
+        self.size = sample_size(augment_config, input_size)
+        self.stride = stride
+        self.strong = True
         self.epoch = 0
         self._order = self._shuffle()
 
@@ -66,25 +84,30 @@ class TrainBatches(keras.utils.PyDataset):
         self.epoch += 1
         self._order = self._shuffle()
 
+    def content(self, index: int) -> Sample:
+        """Image `index` without its letterbox padding, with its boxes and labels."""
+        width, height = self.data.content_size(index)
+        pixels = self.data.images[index][:height, :width]
+        return pixels, self.data.boxes(index), self.data.class_ids(index)
+
+    def sample(self, index: int, rng: np.random.Generator) -> Sample:
+        if self.augment_config.crop is not None:
+            return augment(*self.content(index), self.augment_config, rng)
+        return full_sample(self.content, index, len(self.data), self.size,
+                           self.augment_config, rng, strong=self.strong)
+
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        crop = self.augment_config.crop
-        out = crop // STRIDE
-        images = np.zeros((self.batch_size, crop, crop, 3), dtype=np.float32)
-        heatmaps = np.zeros((self.batch_size, out, out, self.num_classes), dtype=np.float32)
-        box_targets = np.zeros((self.batch_size, out, out, 5), dtype=np.float32)
+        width, height = self.size
+        out_h, out_w = height // self.stride, width // self.stride
+        images = np.zeros((self.batch_size, height, width, 3), dtype=np.float32)
+        heatmaps = np.zeros((self.batch_size, out_h, out_w, self.num_classes), dtype=np.float32)
+        ltrb = np.zeros((self.batch_size, out_h, out_w, LTRB_TARGET_CHANNELS), dtype=np.float32)
         picks = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         for slot, item in enumerate(picks):
-            pixels, boxes, labels = augment(
-                self.data.images[item], self.data.boxes(item), self.data.class_ids(item),
-                self.augment_config, rng,
-            )
+            pixels, boxes, labels = self.sample(int(item), rng)
             images[slot] = normalize(pixels)
-            heatmaps[slot], box_targets[slot] = make_targets(
-                boxes, labels, (out, out), self.num_classes, STRIDE
+            heatmaps[slot], ltrb[slot] = make_targets(
+                boxes, labels, (out_h, out_w), self.num_classes, self.stride, LTRB_UNIT_PX
             )
-        return images, {"heatmap": heatmaps, "ltrb": box_targets}
-
-
-def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    return max(1, math.floor(num_images / batch_size))
+        return images, {"heatmap": heatmaps, "ltrb": ltrb}

@@ -88,6 +88,14 @@ class CachedSplit:
     def difficult(self, index: int) -> BoolArray:
         return self.all_difficult[self.offsets[index] : self.offsets[index + 1]]
 
+    def content_size(self, index: int) -> tuple[int, int]:
+        """(width, height) of the image inside its letterbox (the rest is padding)."""
+        width, height = self.input_size
+        scale = float(self.scales[index])
+        original_w, original_h = (int(v) for v in self.original_sizes[index])
+        return (min(width, max(1, round(original_w * scale))),
+                min(height, max(1, round(original_h * scale))))
+
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class _Task:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainer.augment import AugmentConfig
+from trainer.model import ModelConfig
 
 
 @dataclass
@@ -26,6 +27,7 @@ class TrainConfig:
     warmup_epochs: int = 3
     ema_momentum: float = 0.998
     width: float = 1.0
+    stride: int = 4  # output stride of the network (4 or 8)
     eval_every: int = 2  # epochs
     patience: int = 8  # evaluations without improvement before stopping early
     max_minutes: float | None = None  # wall-clock budget for the fit
@@ -33,10 +35,14 @@ class TrainConfig:
     workers: int | None = None  # preprocessing processes (None: all cores)
     cpu_replicas: int = 0  # >1: MirroredStrategy over that many logical CPU devices (tests)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    plan: dict[str, Any] = field(default_factory=dict)  # what trainer/plan.py saw and chose
 
     @property
     def input_size(self) -> tuple[int, int]:
         return self.input_width, self.input_height
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        return ModelConfig(num_classes, width=self.width, stride=self.stride)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

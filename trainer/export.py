@@ -51,10 +51,10 @@ LATENCY_RUNS = 30
 
 
 def load_float_model(run_dir: Path, config: TrainConfig, num_classes: int) -> Any:
-    from trainer.model import ModelConfig, build_detector
+    from trainer.model import build_detector
 
     shape = (config.input_height, config.input_width, 3)
-    model = build_detector(ModelConfig(num_classes, width=config.width), input_shape=shape)
+    model = build_detector(config.model_config(num_classes), input_shape=shape)
     model.load_weights(run_dir / "best.weights.h5")
     return model
 
@@ -78,7 +78,7 @@ def save_float_weights(model: Any, path: Path) -> None:
 
 def run_qat(run_dir: Path, out: Path, num_classes: int, config: TrainConfig, epochs: int) -> bytes:
     cmd = [sys.executable, "-m", "trainer.qat", "--run", str(run_dir), "--out", str(out),
-           "--num-classes", str(num_classes), "--width", str(config.width),
+           "--num-classes", str(num_classes),
            "--input-size", str(config.input_width), str(config.input_height),
            "--epochs", str(epochs)]
     log.info("quantization-aware training in a tf_keras subprocess", extra={"epochs": epochs})
@@ -122,7 +122,7 @@ def base_manifest(config: TrainConfig, data: TrainingData, name: str, version: s
         version=version,
         classes=data.classes,
         input=InputSpec(width=config.input_width, height=config.input_height, dtype="uint8"),
-        decoding=decoding_spec(),
+        decoding=decoding_spec(config.stride),
         data=data.summary(),
         training=config.to_dict(),
     )

@@ -10,8 +10,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from trainer.model import LTRB_UNIT_PX, STRIDE
-
 EPS = 1e-6
 
 
@@ -28,39 +26,25 @@ def heatmap_focal_loss(y_true: Any, y_pred: Any) -> Any:
     return -(tf.reduce_sum(pos_loss) + tf.reduce_sum(neg_loss)) / num_pos
 
 
-def ltrb_to_boxes(ltrb: Any) -> Any:
-    """(B,H,W,4) predicted distances (units of LTRB_UNIT_PX) -> (B,H,W,4) xyxy input pixels."""
-    shape = tf.shape(ltrb)
-    ys = (tf.cast(tf.range(shape[1]), tf.float32) + 0.5) * STRIDE
-    xs = (tf.cast(tf.range(shape[2]), tf.float32) + 0.5) * STRIDE
-    cy, cx = tf.meshgrid(ys, xs, indexing="ij")
-    dist = tf.cast(ltrb, tf.float32) * LTRB_UNIT_PX
-    return tf.stack(
-        [cx - dist[..., 0], cy - dist[..., 1], cx + dist[..., 2], cy + dist[..., 3]], axis=-1
-    )
-
-
-def giou(pred: Any, target: Any) -> Any:
-    """Generalized IoU of matching xyxy boxes (..., 4) -> (...)."""
-    area_p = (pred[..., 2] - pred[..., 0]) * (pred[..., 3] - pred[..., 1])
-    area_t = (target[..., 2] - target[..., 0]) * (target[..., 3] - target[..., 1])
-    inter_wh = tf.maximum(
-        tf.minimum(pred[..., 2:], target[..., 2:]) - tf.maximum(pred[..., :2], target[..., :2]),
-        0.0,
-    )
-    inter = inter_wh[..., 0] * inter_wh[..., 1]
-    union = area_p + area_t - inter
-    iou = inter / (union + EPS)
-    hull_max = tf.maximum(pred[..., 2:], target[..., 2:])
-    hull_wh = hull_max - tf.minimum(pred[..., :2], target[..., :2])
-    hull = hull_wh[..., 0] * hull_wh[..., 1]
-    return iou - (hull - union) / (hull + EPS)
+def ltrb_giou(pred: Any, target: Any) -> Any:
+    """Generalized IoU of two boxes given as distances (..., 4) from the SAME point to their
+    left, top, right and bottom edges (FCOS/TTFNet): no grid or stride needed, since the shared
+    point cancels out. Both must contain the point (distances >= 0)."""
+    pred_area = (pred[..., 0] + pred[..., 2]) * (pred[..., 1] + pred[..., 3])
+    target_area = (target[..., 0] + target[..., 2]) * (target[..., 1] + target[..., 3])
+    inner = tf.minimum(pred, target)
+    outer = tf.maximum(pred, target)
+    inter = (inner[..., 0] + inner[..., 2]) * (inner[..., 1] + inner[..., 3])
+    hull = (outer[..., 0] + outer[..., 2]) * (outer[..., 1] + outer[..., 3])
+    union = pred_area + target_area - inter
+    return inter / (union + EPS) - (hull - union) / (hull + EPS)
 
 
 @keras.saving.register_keras_serializable(package="detectflow")
 def box_giou_loss(y_true: Any, y_pred: Any) -> Any:
-    """Weighted GIoU loss over the cells that regress a box (y_true[..., 4] is the weight)."""
+    """Weighted GIoU loss over the cells that regress a box: y_true[..., :4] is the target
+    `ltrb` (trainer/targets.py), y_true[..., 4] the cell's weight."""
     y_true = tf.cast(y_true, tf.float32)
     weight = y_true[..., 4]
-    loss = 1.0 - giou(ltrb_to_boxes(y_pred), y_true[..., :4])
+    loss = 1.0 - ltrb_giou(tf.cast(y_pred, tf.float32), y_true[..., :4])
     return tf.reduce_sum(loss * weight) / tf.maximum(tf.reduce_sum(weight), EPS)

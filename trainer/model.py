@@ -1,5 +1,7 @@
-"""The detector network: a small MobileNetV2-style backbone, an FPN-lite neck down to stride 4,
-and an anchor-free CenterNet/TTFNet head (class heatmap + distances to the box edges).
+"""The detector network: a small MobileNetV2-style backbone, an FPN-lite neck down to the output
+stride (4 or 8), and an anchor-free CenterNet/TTFNet head (class heatmap + distances to the box
+edges). Stride 4 keeps objects of ~10 px apart; stride 8 halves the neck and head work for
+data whose objects are all large (trainer/plan.py chooses).
 
 The builder takes the Keras *module* as an argument so the very same architecture can be built
 with Keras 3 (training, PTQ export) and with tf_keras (quantization-aware training through
@@ -13,7 +15,8 @@ from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any
 
-STRIDE = 4
+STRIDES = (4, 8)  # supported output strides
+NECK_LEVELS = {"c4": 16, "c3": 8, "c2": 4}  # backbone levels the top-down path fuses, by stride
 HEATMAP_PRIOR_BIAS = -2.19  # sigmoid(-2.19) ~ 0.1: the focal-loss prior, stable first steps
 LTRB_UNIT_PX = 16.0  # the ltrb head predicts edge distances in units of 16 input pixels
 # Keras' default 0.99 leaves BN statistics ~20 % at their initial values after 150 steps:
@@ -35,6 +38,11 @@ class ModelConfig:
     width: float = 1.0  # channel multiplier of backbone and neck
     neck_channels: int = 48
     head_channels: int = 48
+    stride: int = 4  # output stride: one of STRIDES
+
+    def __post_init__(self) -> None:
+        if self.stride not in STRIDES:
+            raise ValueError(f"output stride must be one of {STRIDES}, got {self.stride}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +99,8 @@ def build_detector(
     list_outputs: bool = False,
 ) -> Any:
     """Return a functional model: normalized image (B,H,W,3) in [-1, 1] ->
-    {"heatmap": (B,H/4,W/4,C) in [0,1], "ltrb": (B,H/4,W/4,4) >= 0 in units of LTRB_UNIT_PX}
+    {"heatmap": (B,H/s,W/s,C) in [0,1], "ltrb": (B,H/s,W/s,4) >= 0 in units of LTRB_UNIT_PX}
+    for the output stride s = config.stride
     (or the list [heatmap, ltrb] with `list_outputs`, for tfmot, which needs a flat model).
 
     H and W must be multiples of 32.
@@ -112,7 +121,7 @@ def build_detector(
 
     neck = _ch(config.neck_channels, config.width)
     p = b.conv_bn_relu(features["c5"], neck, 1, 1, "lat5")
-    for level in ("c4", "c3", "c2"):
+    for level in (name for name, stride in NECK_LEVELS.items() if stride >= config.stride):
         lateral = b.conv_bn_relu(features[level], neck, 1, 1, f"lat{level[1]}")
         upsampled = layers.UpSampling2D(2, interpolation="nearest", name=f"up{level[1]}")(p)
         p = layers.Add(name=f"fuse{level[1]}")([lateral, upsampled])

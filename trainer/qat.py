@@ -39,14 +39,20 @@ def load_weights_by_name(model: Any, path: Path) -> int:
     return copied
 
 
-def build_qat_model(run_dir: Path, num_classes: int, width: float) -> Any:
+def read_config(run_dir: Path) -> Any:
+    from trainer.config import TrainConfig
+
+    return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+
+
+def build_qat_model(run_dir: Path, num_classes: int) -> Any:
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
-    from trainer.model import ModelConfig, build_detector
+    from trainer.model import build_detector
 
-    float_model = build_detector(ModelConfig(num_classes, width=width), keras=tf_keras,
-                                 list_outputs=True)
+    model_config = read_config(run_dir).model_config(num_classes)
+    float_model = build_detector(model_config, keras=tf_keras, list_outputs=True)
     copied = load_weights_by_name(float_model, run_dir / WEIGHTS_FILE)
     log.info("float weights copied into the tf_keras model (%d layers)", copied)
     return tfmot.quantization.keras.quantize_model(float_model)
@@ -57,14 +63,14 @@ def fine_tune(model: Any, run_dir: Path, epochs: int, learning_rate: float) -> N
     import tf_keras
 
     from trainer.batches import TrainBatches
-    from trainer.config import TrainConfig
     from trainer.data import load_training_data
     from trainer.losses import box_giou_loss, heatmap_focal_loss
 
-    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = read_config(run_dir)
     data = load_training_data(config, run_dir)
     batches = TrainBatches(data.train, len(data.classes), config.batch_size, config.augment,
-                           config.seed + 1)
+                           config.seed + 1, input_size=config.input_size, stride=config.stride)
+    batches.strong = False  # fine-tune on plain samples, like the end of the float training
 
     def generate() -> Any:
         for _ in range(epochs):
@@ -73,11 +79,12 @@ def fine_tune(model: Any, run_dir: Path, epochs: int, learning_rate: float) -> N
                 yield images, (targets["heatmap"], targets["ltrb"])
             batches.on_epoch_end()
 
-    crop, out = config.augment.crop, config.augment.crop // 4
+    width, height = batches.size
+    out_w, out_h = width // config.stride, height // config.stride
     spec = (
-        tf.TensorSpec((None, crop, crop, 3), tf.float32),
-        (tf.TensorSpec((None, out, out, len(data.classes)), tf.float32),
-         tf.TensorSpec((None, out, out, 5), tf.float32)),
+        tf.TensorSpec((None, height, width, 3), tf.float32),
+        (tf.TensorSpec((None, out_h, out_w, len(data.classes)), tf.float32),
+         tf.TensorSpec((None, out_h, out_w, 5), tf.float32)),
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
     steps = len(batches)
@@ -106,14 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True, help="training run folder")
     parser.add_argument("--out", type=Path, required=True, help="where to write the .tflite")
     parser.add_argument("--num-classes", type=int, required=True)
-    parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--input-size", type=int, nargs=2, required=True, metavar=("W", "H"))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    model = build_qat_model(args.run, args.num_classes, args.width)
+    model = build_qat_model(args.run, args.num_classes)
     fine_tune(model, args.run, args.epochs, args.learning_rate)
     args.out.write_bytes(convert_qat(model, height=args.input_size[1], width=args.input_size[0]))
     log.info("QAT int8 model written to %s (%d bytes)", args.out, args.out.stat().st_size)

@@ -1,8 +1,10 @@
 """Training targets for the CenterNet/TTFNet head, in numpy (built per image on the CPU).
 
 For each object: an elliptical Gaussian on its class heatmap, peaked (=1) at the output cell
-that holds the box centre; and, on the cells under the Gaussian's core, the box itself as the
-regression target, weighted by the Gaussian (TTFNet) so centre cells count most.
+that holds the box centre; and, on the cells under the Gaussian's core, the distances from the
+cell's centre to the box's left, top, right and bottom edges (`ltrb`, in units of
+`ltrb_unit_px`, what the network's `ltrb` output predicts), weighted by the Gaussian (TTFNet)
+so centre cells count most.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy.typing as npt
 
 GAUSSIAN_ALPHA = 0.54  # TTFNet: Gaussian extent relative to the box size
 REGRESSION_BETA = 0.54  # region of cells that regress the box (same rule, its own extent)
-BOX_TARGET_CHANNELS = 5  # x0, y0, x1, y1 (input pixels) + weight
+LTRB_TARGET_CHANNELS = 5  # left, top, right, bottom (units of ltrb_unit_px) + weight
 
 
 def _gaussian(
@@ -33,13 +35,17 @@ def make_targets(
     output_size: tuple[int, int],
     num_classes: int,
     stride: int,
+    ltrb_unit_px: float,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """boxes in input pixels -> heatmap (H, W, C) and box target (H, W, 5) for (H, W)=output."""
+    """`xyxy` boxes in input pixels -> heatmap (H, W, C) and ltrb target (H, W, 5) for the
+    output grid (H, W) = `output_size`."""
     out_h, out_w = output_size
     heatmap = np.zeros((out_h, out_w, num_classes), dtype=np.float32)
-    box_target = np.zeros((out_h, out_w, BOX_TARGET_CHANNELS), dtype=np.float32)
+    ltrb_target = np.zeros((out_h, out_w, LTRB_TARGET_CHANNELS), dtype=np.float32)
     if len(boxes_xyxy) == 0:
-        return heatmap, box_target
+        return heatmap, ltrb_target
+    centres_x = (np.arange(out_w, dtype=np.float32) + 0.5) * stride
+    centres_y = (np.arange(out_h, dtype=np.float32) + 0.5) * stride
     areas = (boxes_xyxy[:, 2] - boxes_xyxy[:, 0]) * (boxes_xyxy[:, 3] - boxes_xyxy[:, 1])
     # Largest first: where regions overlap, the smaller object (drawn later) owns the cell.
     for i in np.argsort(-areas):
@@ -60,6 +66,10 @@ def make_targets(
         # Weight: normalized within the object, times log(area) so large boxes are not drowned
         # by the many cells of small ones, nor small ones by large ones (TTFNet).
         weight = region[mask] / region[mask].sum() * np.log(max(float(areas[i]), 2.0))
-        box_target[mask, :4] = (x0, y0, x1, y1)
-        box_target[mask, 4] = weight
-    return heatmap, box_target
+        ys, xs = np.nonzero(mask)
+        cx_px, cy_px = centres_x[xs], centres_y[ys]
+        edges = np.stack([cx_px - x0, cy_px - y0, x1 - cx_px, y1 - cy_px], axis=-1)
+        # A cell centre just outside a thin box would get a negative distance: clamp to 0.
+        ltrb_target[ys, xs, :4] = np.maximum(edges, 0.0) / np.float32(ltrb_unit_px)
+        ltrb_target[ys, xs, 4] = weight
+    return heatmap, ltrb_target

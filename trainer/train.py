@@ -33,11 +33,12 @@ from trainer.config import TrainConfig
 from trainer.data import TrainingData, load_training_data
 from trainer.ema import ModelEMA
 from trainer.losses import box_giou_loss, heatmap_focal_loss
-from trainer.model import LTRB_UNIT_PX, STRIDE, ModelConfig, build_detector
+from trainer.model import LTRB_UNIT_PX, build_detector
 from trainer.schedule import CosineSchedule
 
 log = logging.getLogger(__name__)
 
+SMOOTHING = 3  # evaluations averaged to pick the best checkpoint (see ValidationCallback)
 EVAL_SCORE_THRESHOLD = 0.01  # low, so the PR curve is complete (as mAP tools do)
 
 
@@ -56,13 +57,15 @@ def fitness(map50: float, map50_95: float) -> float:
     return 0.1 * map50 + 0.9 * map50_95
 
 
-def decoding_spec() -> Decoding:
-    return Decoding(stride=STRIDE, ltrb_unit_px=LTRB_UNIT_PX)
+def decoding_spec(stride: int) -> Decoding:
+    return Decoding(stride=stride, ltrb_unit_px=LTRB_UNIT_PX)
 
 
-def predict_split(model: Any, data: ImageSet, batch_size: int = 8) -> list[Predictions]:
+def predict_split(
+    model: Any, data: ImageSet, stride: int, batch_size: int = 8
+) -> list[Predictions]:
     """Run the Keras model on cached (letterboxed) images; boxes in input pixels."""
-    spec = decoding_spec()
+    spec = decoding_spec(stride)
     predictions: list[Predictions] = []
     for start in range(0, len(data), batch_size):
         batch = normalize(data.images[start : start + batch_size])
@@ -79,14 +82,21 @@ def ground_truths(data: CachedSplit) -> list[GroundTruth]:
             for i in range(len(data))]
 
 
-def evaluate_model(model: Any, data: CachedSplit, classes: list[str]) -> dict[str, Any]:
-    report = evaluate_detections(ground_truths(data), predict_split(model, data), classes)
+def evaluate_model(
+    model: Any, data: CachedSplit, classes: list[str], stride: int
+) -> dict[str, Any]:
+    report = evaluate_detections(ground_truths(data), predict_split(model, data, stride), classes)
     result: dict[str, Any] = report.to_dict()
     return result
 
 
 class ValidationCallback(keras.callbacks.Callback):
-    """Val mAP every `eval_every` epochs on the EMA weights; keeps the best; stops early."""
+    """Val mAP every `eval_every` epochs on the EMA weights; keeps the best; stops early.
+
+    "Best" is judged on the mean fitness of the last SMOOTHING evaluations, not on one: with a
+    few dozen validation images one evaluation is noise of several points (each object is
+    a few % of recall), and a lucky spike would otherwise pick an undertrained checkpoint.
+    """
 
     def __init__(
         self, run: RunState, data: TrainingData, config: TrainConfig, ema: ModelEMA
@@ -110,8 +120,10 @@ class ValidationCallback(keras.callbacks.Callback):
 
     def _evaluate(self, epoch: int, logs: dict[str, Any]) -> None:
         with self.ema.swapped_in() as ema_model:
-            metrics = evaluate_model(ema_model, self.data.val, self.data.classes)
-            score = fitness(metrics["map50"] or 0.0, metrics["map50_95"] or 0.0)
+            metrics = evaluate_model(ema_model, self.data.val, self.data.classes,
+                                     self.config.stride)
+            score = self.run.smoothed_fitness(
+                fitness(metrics["map50"] or 0.0, metrics["map50_95"] or 0.0))
             improved = score > self.run.best_fitness
             if improved:
                 ema_model.save_weights(self.run.dir / "best.weights.h5")
@@ -148,6 +160,14 @@ class RunState:
     def minutes(self) -> float:
         return self.minutes_before + (time.monotonic() - self.started) / 60
 
+    def smoothed_fitness(self, latest: float) -> float:
+        """Mean fitness of the SMOOTHING - 1 evaluations before this one, and this one."""
+        past = [fitness(m50, m5095) for m50, m5095 in zip(
+            self.history.get("val_map50", []), self.history.get("val_map50_95", []), strict=True)
+            if m50 is not None and m5095 is not None]
+        window = [*past[-(SMOOTHING - 1):], latest] if SMOOTHING > 1 else [latest]
+        return float(np.mean(window))
+
     def over_budget(self) -> bool:
         return self.config.max_minutes is not None and self.minutes >= self.config.max_minutes
 
@@ -178,6 +198,24 @@ class RunState:
         self.epochs_done = state["epochs_done"]
         self.minutes_before = state["minutes"]
         self.history = state["history"]
+
+
+class PlainTail(keras.callbacks.Callback):
+    """Switch mosaic and mixup off for the last `fraction` of the run (by steps or by the time
+    budget, whichever is further: the learning-rate schedule's own progress), as YOLO's
+    close_mosaic does: the model finishes on samples that look like real images."""
+
+    def __init__(self, batches: TrainBatches, schedule: CosineSchedule, fraction: float) -> None:
+        super().__init__()
+        self.batches = batches
+        self.schedule = schedule
+        self.fraction = fraction
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        plain = self.schedule.progress() >= 1.0 - self.fraction
+        if plain and self.batches.strong:
+            log.info("plain samples from here on (no mosaic/mixup)", extra={"epoch": epoch + 1})
+        self.batches.strong = not plain
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -263,6 +301,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     run = RunState(run_dir, config)
     batches = TrainBatches(
         data.train, len(data.classes), config.batch_size, config.augment, config.seed,
+        input_size=config.input_size, stride=config.stride,
     )
     with strategy.scope():
         if resume and (run_dir / "last.keras").is_file():
@@ -270,7 +309,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             run.restore()
             log.info("resuming", extra={"epoch": run.epochs_done})
         else:
-            model = build_detector(ModelConfig(len(data.classes), width=config.width))
+            model = build_detector(config.model_config(len(data.classes)))
             compile_model(model, config)
     log.info(
         "training", extra={"params": model.count_params(), "train_images": len(data.train),
@@ -285,7 +324,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         warmup_steps=config.warmup_epochs * len(batches), minutes_elapsed=lambda: run.minutes,
         budget_minutes=config.max_minutes,
     )
-    callbacks: list[Any] = [schedule, ema, ValidationCallback(run, data, config, ema)]
+    callbacks: list[Any] = [schedule, PlainTail(batches, schedule, config.augment.plain_tail),
+                            ema, ValidationCallback(run, data, config, ema)]
     if chief:
         callbacks.append(CheckpointCallback(run_dir, ema))
     model.fit(

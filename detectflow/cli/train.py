@@ -62,7 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--name", help="model name in the bundle (default: data folder name)")
     fit.add_argument("--img-size", type=parse_size, default=(384, 288), metavar="WxH",
                      help="model input size, multiples of 32 (default: 384x288)")
-    fit.add_argument("--crop", type=int, default=256, help="training crop (default: 256)")
+    fit.add_argument("--crop", type=int, default=256,
+                     help="square training crop; 0 = the whole input (default: 256)")
+    fit.add_argument("--stride", type=int, choices=(4, 8), default=4,
+                     help="output stride of the network (default: 4)")
     fit.add_argument("--epochs", type=int, help="epochs at most (default: 100; with --resume: "
                      "the run's own, or a new total to train on to)")
     fit.add_argument("--batch", type=int, default=16, help="global batch (default: 16)")
@@ -81,6 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="random vertical flips (data with no 'up', e.g. microscopy)")
     aug.add_argument("--aug-rotate90", action="store_true", help="random 90 degree turns")
     aug.add_argument("--no-hflip", action="store_true", help="no horizontal flips")
+    aug.add_argument("--mosaic", type=float, default=0.0, help="probability of a 2x2 mosaic")
+    aug.add_argument("--mixup", type=float, default=0.0, help="probability of a mixup blend")
+    aug.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.25), metavar=("MIN", "MAX"),
+                     help="random scale range")
     exp = parser.add_argument_group("export")
     exp.add_argument("--no-export", action="store_true", help="train only")
     exp.add_argument("--formats", default="float32,float16,int8,qat",
@@ -108,8 +115,11 @@ def build_config(args: argparse.Namespace) -> object:
         epochs=args.epochs or 100, batch_size=args.batch, learning_rate=args.lr, width=args.width,
         eval_every=args.eval_every, patience=args.patience, max_minutes=args.max_minutes,
         seed=args.seed, workers=args.workers, cpu_replicas=args.cpu_replicas,
-        augment=AugmentConfig(crop=args.crop, flip_horizontal=not args.no_hflip,
-                              flip_vertical=args.aug_vertical_flip, rotate90=args.aug_rotate90),
+        stride=args.stride,
+        augment=AugmentConfig(crop=args.crop or None, flip_horizontal=not args.no_hflip,
+                              flip_vertical=args.aug_vertical_flip, rotate90=args.aug_rotate90,
+                              mosaic=args.mosaic, mixup=args.mixup, scale_min=args.scale[0],
+                              scale_max=args.scale[1]),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectflow.model.decode import decode_centernet, ltrb_to_boxes
+from detectflow.model.decode import decode_centernet
 from detectflow.model.manifest import Decoding
 from trainer.augment import AugmentConfig, augment
 from trainer.targets import make_targets
@@ -17,31 +17,32 @@ def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
 
 def test_heatmap_peaks_at_each_box_centre_cell() -> None:
     b = boxes((10, 10, 30, 50), (60, 20, 100, 40))
-    heatmap, box_target = make_targets(b, np.array([0, 1]), (32, 32), 2, stride=4)
-    assert heatmap.shape == (32, 32, 2) and box_target.shape == (32, 32, 5)
+    heatmap, ltrb = make_targets(b, np.array([0, 1]), (32, 32), 2, stride=4, ltrb_unit_px=16.0)
+    assert heatmap.shape == (32, 32, 2) and ltrb.shape == (32, 32, 5)
     assert heatmap[7, 5, 0] == 1.0  # centre (20, 30) / 4 -> cell (y=7, x=5)
     assert heatmap[7, 20, 1] == 1.0  # centre (80, 30) / 4 -> cell (y=7, x=20)
     assert (heatmap == 1.0).sum() == 2
-    np.testing.assert_allclose(box_target[7, 5, :4], b[0])
-    assert box_target[7, 5, 4] > 0 and box_target[0, 0, 4] == 0
+    # cell (7, 5) has its centre at (22, 30): 12 px to the left edge, 20 up, 8 right, 20 down
+    np.testing.assert_allclose(ltrb[7, 5, :4], np.array([12, 20, 8, 20]) / 16.0)
+    assert ltrb[7, 5, 4] > 0 and ltrb[0, 0, 4] == 0
 
 
 def test_small_object_wins_the_cells_it_shares_with_a_large_one() -> None:
     big, small = (0, 0, 120, 120), (56, 56, 64, 64)
-    _, box_target = make_targets(boxes(big, small), np.array([0, 0]), (32, 32), 1, stride=4)
-    np.testing.assert_allclose(box_target[15, 15, :4], small)
+    _, ltrb = make_targets(boxes(big, small), np.array([0, 0]), (32, 32), 1, stride=4,
+                           ltrb_unit_px=16.0)
+    np.testing.assert_allclose(ltrb[15, 15, :4], np.array([6, 6, 2, 2]) / 16.0)  # the small one
 
 
-def test_targets_decode_back_to_the_boxes() -> None:
+@pytest.mark.parametrize("stride", [4, 8])
+def test_targets_decode_back_to_the_boxes(stride: int) -> None:
     """Perfect predictions (the targets themselves) decode to the ground truth."""
     truth = boxes((12, 8, 44, 40), (70, 60, 120, 100))
-    heatmap, box_target = make_targets(truth, np.array([0, 1]), (32, 32), 2, stride=4)
-    centers = ltrb_to_boxes(np.zeros((32, 32, 4), np.float32), 4, 16.0)[..., :2]
-    ltrb = np.concatenate(
-        [centers - box_target[..., :2], box_target[..., 2:4] - centers], axis=-1
-    ) / 16.0
-    spec = Decoding(stride=4, ltrb_unit_px=16.0, score_threshold=0.5)
-    raw = decode_centernet(heatmap, ltrb.astype(np.float32), spec)
+    size = (128 // stride, 128 // stride)
+    heatmap, ltrb = make_targets(truth, np.array([0, 1]), size, 2, stride=stride,
+                                 ltrb_unit_px=16.0)
+    spec = Decoding(stride=stride, ltrb_unit_px=16.0, score_threshold=0.5)
+    raw = decode_centernet(heatmap, ltrb[..., :4], spec)
     order = np.argsort(raw.class_ids)
     np.testing.assert_allclose(raw.boxes_xyxy[order], truth, atol=1e-4)
 
