@@ -29,7 +29,7 @@ class TrainConfig:
     width: float = 1.0
     stride: int = 4  # output stride of the network (4 or 8)
     eval_every: int = 2  # epochs
-    patience: int = 8  # evaluations without improvement before stopping early
+    patience: int = 20  # evaluations without improvement (smoothed) before stopping early
     max_minutes: float | None = None  # wall-clock budget for the fit
     seed: int = 0
     workers: int | None = None  # preprocessing processes (None: all cores)

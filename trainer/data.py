@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectflow.datasets.voc import Annotation, format_issue_report, issue_counts, load_voc
+from detectflow.datasets import Annotation, format_issue_report, issue_counts, load_dataset
 from trainer.cache import CachedSplit, build_cache
 from trainer.config import TrainConfig
 
@@ -49,11 +49,9 @@ def carve_validation(
     return train, val
 
 
-def load_training_data(config: TrainConfig, run_dir: Path) -> TrainingData:
-    dataset = load_voc(config.data, classes=config.classes)
-    if dataset.issues:
-        log.warning("annotation problems (fixed or skipped):\n%s",
-                    format_issue_report(dataset.issues))
+def split_items(config: TrainConfig) -> tuple[Any, list[Annotation], list[Annotation]]:
+    """The dataset, and its training and validation images as `config` splits them."""
+    dataset = load_dataset(config.data, classes=config.classes)
     train_items = dataset.split(config.train_split)
     if config.val_split:
         val_items = dataset.split(config.val_split)
@@ -64,6 +62,14 @@ def load_training_data(config: TrainConfig, run_dir: Path) -> TrainingData:
             f"{config.data}: need images for training and validation; got {len(train_items)} "
             f"train and {len(val_items)} val. Check the split names and the data folder."
         )
+    return dataset, train_items, val_items
+
+
+def load_training_data(config: TrainConfig, run_dir: Path) -> TrainingData:
+    dataset, train_items, val_items = split_items(config)
+    if dataset.issues:
+        log.warning("annotation problems (fixed or skipped):\n%s",
+                    format_issue_report(dataset.issues))
     cache_dir = run_dir / "cache"
     train = build_cache(train_items, config.input_size, cache_dir, workers=config.workers)
     val = build_cache(val_items, config.input_size, cache_dir, workers=config.workers)

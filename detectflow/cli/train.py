@@ -8,15 +8,23 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-HELP = "train a detector on a Pascal-VOC folder, then export an int8 bundle"
+HELP = "train a detector on a labelled dataset, then export an int8 bundle"
 DESCRIPTION = """\
 Train a compact anchor-free detector (CenterNet/TTFNet head, MobileNetV2-style backbone) with
-TensorFlow/Keras on a Pascal-VOC dataset: standard layout (Annotations/, JPEGImages/,
-ImageSets/Main/*.txt) or flat (annotations/ + images/). Malformed annotations are fixed or
+TensorFlow/Keras on a labelled dataset: Pascal VOC (standard layout Annotations/, JPEGImages/,
+ImageSets/Main/*.txt, or flat annotations/ + images/). Malformed annotations are fixed or
 skipped and reported. Checkpoints are chosen on a validation split carved from the training
 split (never on test). After training, the run is exported (see `detectflow export`) unless
 --no-export is given.
+
+The recipe is fitted to the data: before training, the labels are measured (image sizes,
+object sizes per class, objects per image, number of images) and a plan chooses the input
+size, the output stride, how samples are made (random crops for many small objects, whole
+images with mosaic and mixup for large ones), augmentation strength and the time budget. The
+plan is printed, stored with the run and in the bundle's manifest; every choice can be
+overridden by its flag below ("default: planned"). --show-plan prints it and exits.
 
 Distributed: several GPUs -> MirroredStrategy; TF_CONFIG set (Vertex AI, several machines) ->
 MultiWorkerMirroredStrategy. Mixed precision is used on GPUs.
@@ -27,12 +35,15 @@ bundle into a models bucket (or folder) as <name>/<version>/ with <name>/LATEST,
 infer functions pick up without a restart.
 
 examples:
+  detectflow train --data ../shared/data/raccoon --out runs/raccoon
+  detectflow train --data ../shared/data/bccd --out runs/bccd --show-plan
   detectflow train --data ../shared/data/bccd --out runs/bccd --name bccd \\
-      --img-size 384x288 --aug-vertical-flip --aug-rotate90 --max-minutes 20
-  detectflow train --data ../shared/data/raccoon --out runs/raccoon --epochs 60
+      --aug-vertical-flip --aug-rotate90
+  detectflow train --data ../shared/data/raccoon --out runs/quick --max-minutes 5
   detectflow train --out runs/bccd --resume
   detectflow train --data gs://my-data/bccd --out gs://my-runs/bccd --publish gs://my-models
 """
+PLANNED = "default: planned from the data"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -47,35 +58,51 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The trainer's own config holds the defaults (light to import: no TensorFlow).
+    from trainer.config import TrainConfig
+
+    defaults = TrainConfig(data="")
     data = parser.add_argument_group("data")
     data.add_argument("--data", help="dataset folder (Pascal VOC, standard or flat layout)")
     data.add_argument("--classes", nargs="+", help="class names (default: found in the data)")
-    data.add_argument("--train-split", default="trainval", help="default: %(default)s")
+    data.add_argument("--train-split", default=defaults.train_split,
+                      help="default: %(default)s")
     data.add_argument("--val-split", help="validation split name (default: carve from train)")
-    data.add_argument("--val-fraction", type=float, default=0.15,
+    data.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
                       help="fraction of the train split held out for validation "
                       "(default: %(default)s)")
     data.add_argument("--workers", type=int, help="preprocessing processes (default: all cores)")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--out", default="runs/detect", help="run folder (default: %(default)s)")
+    fit.add_argument("--out", default=defaults.out, help="run folder (default: %(default)s)")
     fit.add_argument("--name", help="model name in the bundle (default: data folder name)")
-    fit.add_argument("--img-size", type=parse_size, default=(384, 288), metavar="WxH",
-                     help="model input size, multiples of 32 (default: 384x288)")
-    fit.add_argument("--crop", type=int, default=256,
-                     help="square training crop; 0 = the whole input (default: 256)")
-    fit.add_argument("--stride", type=int, choices=(4, 8), default=4,
-                     help="output stride of the network (default: 4)")
-    fit.add_argument("--epochs", type=int, help="epochs at most (default: 100; with --resume: "
+    fit.add_argument("--show-plan", action="store_true",
+                     help="print the plan for --data and exit")
+    fit.add_argument("--img-size", type=parse_size, metavar="WxH",
+                     help=f"model input size, multiples of 32 ({PLANNED})")
+    fit.add_argument("--crop", type=int, help=f"square training crop; 0 = whole images ({PLANNED})")
+    fit.add_argument("--stride", type=int, choices=(4, 8), help=f"output stride ({PLANNED})")
+    fit.add_argument("--width", type=float, help=f"channel multiplier ({PLANNED})")
+    fit.add_argument("--max-minutes", type=float,
+                     help=f"wall-time budget; the schedule anneals to it; 0 = none ({PLANNED})")
+    fit.add_argument("--epochs", type=int, help=f"epochs at most ({PLANNED}; with --resume: "
                      "the run's own, or a new total to train on to)")
-    fit.add_argument("--batch", type=int, default=16, help="global batch (default: 16)")
-    fit.add_argument("--lr", type=float, default=4e-3, help="peak learning rate (default: 4e-3)")
-    fit.add_argument("--width", type=float, default=1.0, help="channel multiplier (default: 1)")
-    fit.add_argument("--patience", type=int, default=8,
-                     help="evaluations without val improvement before stopping (default: 8)")
-    fit.add_argument("--eval-every", type=int, default=2, help="epochs between val mAP runs")
-    fit.add_argument("--max-minutes", type=float, help="stop training after this wall time")
-    fit.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    fit.add_argument("--eval-every", type=int, help=f"epochs between val mAP runs ({PLANNED})")
+    fit.add_argument("--batch", type=int, default=defaults.batch_size,
+                     help="global batch (default: %(default)s)")
+    fit.add_argument("--lr", type=float, default=defaults.learning_rate,
+                     help="peak learning rate (default: %(default)s)")
+    fit.add_argument("--patience", type=int, default=defaults.patience,
+                     help="evaluations without val improvement before stopping "
+                     "(default: %(default)s)")
+    fit.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out")
     fit.add_argument("--cpu-replicas", type=int, default=0,
                      help="mirror training over N logical CPU devices (testing tf.distribute)")
@@ -84,10 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="random vertical flips (data with no 'up', e.g. microscopy)")
     aug.add_argument("--aug-rotate90", action="store_true", help="random 90 degree turns")
     aug.add_argument("--no-hflip", action="store_true", help="no horizontal flips")
-    aug.add_argument("--mosaic", type=float, default=0.0, help="probability of a 2x2 mosaic")
-    aug.add_argument("--mixup", type=float, default=0.0, help="probability of a mixup blend")
-    aug.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.25), metavar=("MIN", "MAX"),
-                     help="random scale range")
+    aug.add_argument("--mosaic", type=probability, help=f"probability of a 2x2 mosaic ({PLANNED})")
+    aug.add_argument("--mixup", type=probability, help=f"probability of a mixup ({PLANNED})")
+    aug.add_argument("--scale", type=float, nargs=2, metavar=("MIN", "MAX"),
+                     help=f"random scale range ({PLANNED})")
     exp = parser.add_argument_group("export")
     exp.add_argument("--no-export", action="store_true", help="train only")
     exp.add_argument("--formats", default="float32,float16,int8,qat",
@@ -97,9 +124,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="publish the bundle to this models bucket (gs://BUCKET) or folder")
 
 
-def build_config(args: argparse.Namespace) -> object:
-    from trainer.augment import AugmentConfig
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan-driven settings the user gave explicitly (None = let the plan choose)."""
+    chosen: dict[str, Any] = {}
+    if args.img_size is not None:
+        chosen["input_width"], chosen["input_height"] = args.img_size
+    for flag, field in (("stride", "stride"), ("width", "width"), ("epochs", "epochs"),
+                        ("eval_every", "eval_every")):
+        if getattr(args, flag) is not None:
+            chosen[field] = getattr(args, flag)
+    if args.max_minutes is not None:
+        chosen["max_minutes"] = args.max_minutes or None
+    augment: dict[str, Any] = {"flip_horizontal": not args.no_hflip,
+                               "flip_vertical": args.aug_vertical_flip,
+                               "rotate90": args.aug_rotate90}
+    if args.crop is not None:
+        augment["crop"] = args.crop or None
+    if args.mosaic is not None:
+        augment["mosaic"] = args.mosaic
+    if args.mixup is not None:
+        augment["mixup"] = args.mixup
+    if args.scale is not None:
+        augment["scale_min"], augment["scale_max"] = args.scale
+    chosen["augment"] = augment
+    return chosen
+
+
+def build_config(args: argparse.Namespace) -> Any:
     from trainer.config import TrainConfig
+    from trainer.plan import planned_config
 
     if args.resume and (Path(args.out) / "config.json").is_file():
         config = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
@@ -108,19 +161,19 @@ def build_config(args: argparse.Namespace) -> object:
         return config
     if not args.data:
         raise SystemExit("detectflow train: --data is required (unless --resume)")
-    return TrainConfig(
+    base = TrainConfig(
         data=args.data, out=args.out, name=args.name or Path(args.data).resolve().name,
-        classes=args.classes, input_width=args.img_size[0], input_height=args.img_size[1],
-        train_split=args.train_split, val_split=args.val_split, val_fraction=args.val_fraction,
-        epochs=args.epochs or 100, batch_size=args.batch, learning_rate=args.lr, width=args.width,
-        eval_every=args.eval_every, patience=args.patience, max_minutes=args.max_minutes,
-        seed=args.seed, workers=args.workers, cpu_replicas=args.cpu_replicas,
-        stride=args.stride,
-        augment=AugmentConfig(crop=args.crop or None, flip_horizontal=not args.no_hflip,
-                              flip_vertical=args.aug_vertical_flip, rotate90=args.aug_rotate90,
-                              mosaic=args.mosaic, mixup=args.mixup, scale_min=args.scale[0],
-                              scale_max=args.scale[1]),
+        classes=args.classes, train_split=args.train_split, val_split=args.val_split,
+        val_fraction=args.val_fraction, batch_size=args.batch, learning_rate=args.lr,
+        patience=args.patience, seed=args.seed, workers=args.workers,
+        cpu_replicas=args.cpu_replicas,
     )
+    try:
+        config, text = planned_config(base, overrides_from(args))
+    except (ValueError, KeyError) as err:
+        raise SystemExit(f"detectflow train: {err}") from None
+    sys.stderr.write(text + "\n")
+    return config
 
 
 def local_folder(uri: str, kind: str) -> Path:
@@ -140,9 +193,11 @@ def run(args: argparse.Namespace) -> int:
     if args.data and is_remote(args.data):
         args.data = str(download_folder(args.data, local_folder(args.data, "data")))
     config = build_config(args)
+    if args.show_plan:
+        return 0
     # Keras writes its progress bar to stdout; stdout is kept for the JSON summary alone.
     with contextlib.redirect_stdout(sys.stderr):
-        result = train(config, resume=args.resume)  # type: ignore[arg-type]
+        result = train(config, resume=args.resume)
     summary = {"run": remote_out or str(result.run_dir), "epochs": result.epochs_run,
                "minutes": round(result.minutes, 2),
                "best_val_map50": result.best_metrics.get("map50"),
