@@ -27,14 +27,16 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detectflow.datasets.voc import Annotation
 from trainer.augment import AugmentConfig
 from trainer.config import TrainConfig
 from trainer.data import split_items
+
+if TYPE_CHECKING:
+    from detectflow.datasets import Annotation
 
 MIN_OBJECT_PX = 30.0  # median side of the smallest class's objects, in input pixels
 STRIDE8_MIN_OBJECT_PX = 64.0

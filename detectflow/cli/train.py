@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--out", default=defaults.out, help="run folder (default: %(default)s)")
     fit.add_argument("--name", help="model name in the bundle (default: data folder name)")
     fit.add_argument("--show-plan", action="store_true",
-                     help="print the plan for --data and exit")
+                     help="print the plan for --data (and the full config as JSON) and exit")
     fit.add_argument("--img-size", type=parse_size, metavar="WxH",
                      help=f"model input size, multiples of 32 ({PLANNED})")
     fit.add_argument("--crop", type=int, help=f"square training crop; 0 = whole images ({PLANNED})")
@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
     if args.data and is_remote(args.data):
         args.data = str(download_folder(args.data, local_folder(args.data, "data")))
     config = build_config(args)
-    if args.show_plan:
+    if args.show_plan:  # the plan went to stderr; the full config is the JSON answer
+        sys.stdout.write(json.dumps({"config": config.to_dict()}, indent=2) + "\n")
         return 0
     # Keras writes its progress bar to stdout; stdout is kept for the JSON summary alone.
     with contextlib.redirect_stdout(sys.stderr):
