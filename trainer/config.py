@@ -33,6 +33,7 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget for the fit
     seed: int = 0
     workers: int | None = None  # preprocessing processes (None: all cores)
+    init_from: str | None = None  # a bundle or run folder to start from (trainer/warm_start.py)
     cpu_replicas: int = 0  # >1: MirroredStrategy over that many logical CPU devices (tests)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     plan: dict[str, Any] = field(default_factory=dict)  # what trainer/plan.py saw and chose

@@ -36,6 +36,7 @@ from trainer.data import TrainingData, carve_validation, load_training_data
 from trainer.qat import WEIGHTS_FILE
 from trainer.tflite import convert, export_saved_model, output_positions
 from trainer.train import decoding_spec, fitness
+from trainer.weights import WEIGHTS_NPZ, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,6 @@ def representative_data(data: TrainingData, count: int) -> Any:
             yield [normalize(data.train.images[i])[None]]
 
     return generate
-
-
-def save_float_weights(model: Any, path: Path) -> None:
-    arrays = {
-        f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())
-    }
-    np.savez(path, **arrays)
 
 
 def run_qat(run_dir: Path, out: Path, num_classes: int, config: TrainConfig, epochs: int) -> bytes:
@@ -164,7 +158,7 @@ def export_run(
         path = bundle / FILE_NAMES[fmt]
         started = time.monotonic()
         if fmt == "qat":
-            save_float_weights(model, run_dir / WEIGHTS_FILE)
+            save_weights(model, run_dir / WEIGHTS_FILE)
             flatbuffer = run_qat(run_dir, path, len(data.classes), config, qat_epochs)
         else:
             rep = representative_data(data, representative_count) if fmt == "int8" else None
@@ -178,6 +172,8 @@ def export_run(
                                        "seconds": round(time.monotonic() - started, 1),
                                        **{k: v for k, v in reports[fmt].items() if k != "test"}})
     shutil.rmtree(saved_model, ignore_errors=True)
+    # Float weights (float16) so a later run can start from this bundle (train --init-from).
+    save_weights(model, bundle / WEIGHTS_NPZ, dtype="float16")
     choose_default(manifest, bundle)
     manifest.write(bundle)  # write_plots loads the bundle's default model through it
     write_plots(manifest, bundle, run_dir, splits)

@@ -20,23 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 log = logging.getLogger("trainer.qat")
 
-WEIGHTS_FILE = "float_weights.npz"  # written by trainer/export.py: {"<layer>/<i>": array}
-
-
-def load_weights_by_name(model: Any, path: Path) -> int:
-    stored = np.load(path)
-    copied = 0
-    for layer in model.layers:
-        keys = sorted((k for k in stored.files if k.rsplit("/", 1)[0] == layer.name),
-                      key=lambda k: int(k.rsplit("/", 1)[1]))
-        if keys:
-            layer.set_weights([stored[k] for k in keys])
-            copied += 1
-    return copied
+WEIGHTS_FILE = "float_weights.npz"  # written by trainer/export.py (trainer/weights.py format)
 
 
 def read_config(run_dir: Path) -> Any:
@@ -50,11 +36,12 @@ def build_qat_model(run_dir: Path, num_classes: int) -> Any:
     import tf_keras
 
     from trainer.model import build_detector
+    from trainer.weights import load_weights_by_name
 
     model_config = read_config(run_dir).model_config(num_classes)
     float_model = build_detector(model_config, keras=tf_keras, list_outputs=True)
     copied = load_weights_by_name(float_model, run_dir / WEIGHTS_FILE)
-    log.info("float weights copied into the tf_keras model (%d layers)", copied)
+    log.info("float weights copied into the tf_keras model (%d layers)", len(copied.copied))
     return tfmot.quantization.keras.quantize_model(float_model)
 
 

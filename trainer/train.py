@@ -35,6 +35,7 @@ from trainer.ema import ModelEMA
 from trainer.losses import box_giou_loss, heatmap_focal_loss
 from trainer.model import LTRB_UNIT_PX, build_detector
 from trainer.schedule import CosineSchedule
+from trainer.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             log.info("resuming", extra={"epoch": run.epochs_done})
         else:
             model = build_detector(config.model_config(len(data.classes)))
+            if config.init_from:
+                warm_start(model, Path(config.init_from), data.classes)
             compile_model(model, config)
     log.info(
         "training", extra={"params": model.count_params(), "train_images": len(data.train),

@@ -104,6 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "(default: %(default)s)")
     fit.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out")
+    fit.add_argument("--init-from", metavar="SOURCE",
+                     help="start from an earlier model: a bundle folder (with weights.npz) or a "
+                     "run folder; same classes: all weights, other classes: a new head")
     fit.add_argument("--cpu-replicas", type=int, default=0,
                      help="mirror training over N logical CPU devices (testing tf.distribute)")
     aug = parser.add_argument_group("augmentation")
@@ -166,7 +169,7 @@ def build_config(args: argparse.Namespace) -> Any:
         classes=args.classes, train_split=args.train_split, val_split=args.val_split,
         val_fraction=args.val_fraction, batch_size=args.batch, learning_rate=args.lr,
         patience=args.patience, seed=args.seed, workers=args.workers,
-        cpu_replicas=args.cpu_replicas,
+        cpu_replicas=args.cpu_replicas, init_from=args.init_from,
     )
     try:
         config, text = planned_config(base, overrides_from(args))
