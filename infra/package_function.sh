@@ -2,19 +2,23 @@
 # Stage the deployable source of every function for Terraform (infra/terraform/functions.tf):
 #
 #   build/functions/<name>/ = functions/<name>/ (main.py, requirements.txt, ...)
-#                             + detectflow/      (the shared package the functions import;
-#                                                 it is not on PyPI, so it ships in the source)
+#                             + the detectflow modules that main.py reaches, and only those
+#                               (infra/function_modules.py follows its imports, the lazily
+#                               imported storage and bus backends included; detectflow is not
+#                               on PyPI, so it ships in the source)
 #
 # Cloud Run functions install requirements.txt and import main.py from the source root, where
-# this copy of detectflow/ is importable as a top-level package. Run from anywhere:
+# this partial copy of detectflow/ is importable as a top-level package. Run from anywhere:
 #
 #   bash infra/package_function.sh [OUT_DIR]      # default OUT_DIR: build/functions
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-"$ROOT/build/functions"}
+PYTHON=${PYTHON:-python3}
 
 staged=0
 for src in "$ROOT"/functions/*/; do
+  src=${src%/}
   name=$(basename "$src")
   [ -f "$src/main.py" ] || continue
   if [ ! -f "$src/requirements.txt" ]; then
@@ -27,8 +31,10 @@ for src in "$ROOT"/functions/*/; do
   # Copy without caches, tests or local virtualenvs; tar keeps modes and works everywhere.
   tar -C "$src" --exclude=__pycache__ --exclude='*.pyc' --exclude=tests --exclude='.venv*' \
       -cf - . | tar -C "$stage" -xf -
-  tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - detectflow | tar -C "$stage" -xf -
-  echo "staged $stage"
+  modules=$("$PYTHON" "$ROOT/infra/function_modules.py" --root "$ROOT" "$src/main.py")
+  # shellcheck disable=SC2086  # one repo-relative path per line, no spaces
+  tar -C "$ROOT" -cf - $modules | tar -C "$stage" -xf -
+  echo "staged $stage ($(echo "$modules" | wc -l | tr -d ' ') detectflow modules)"
   staged=$((staged + 1))
 done
 
