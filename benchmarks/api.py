@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 import report  # benchmarks/report.py (this script's folder is on sys.path)
 
-from detectflow.launcher.emulators import free_port, start_detectflow_up
+from detectflow.launcher.testing import free_port, start_detectflow_up
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECTION = "api"

@@ -44,7 +44,8 @@ import report  # noqa: E402  (benchmarks/report.py: writes our section of docs/b
 
 from detectflow.imaging import DEFAULT_LIMITS  # noqa: E402
 from detectflow.launcher.embedded import EmbeddedPipeline  # noqa: E402
-from detectflow.launcher.emulators import EmulatorConfig, EmulatorStack, free_port  # noqa: E402
+from detectflow.launcher.emulators import EmulatorConfig, EmulatorStack  # noqa: E402
+from detectflow.launcher.testing import free_port, free_ports  # noqa: E402
 from detectflow.layout import new_image_id, upload_key, work_key  # noqa: E402
 from detectflow.model import Detector, Manifest  # noqa: E402
 from detectflow.model.registry import publish_bundle  # noqa: E402
@@ -290,6 +291,7 @@ def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
     name = Manifest.read(bundle).name
     for instances in instances_list:
         stack = EmulatorStack(EmulatorConfig(model_name=name, instances=instances,
+                                             ports=free_ports(),
                                              model_check_seconds=30)).start()
         try:
             buckets = make_buckets(stack.settings())

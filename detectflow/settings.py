@@ -2,7 +2,7 @@
 
 Environment variables are `DETECTFLOW_<FIELD>` (e.g. DETECTFLOW_STORAGE=gcs), except the
 standard Google ones, read under their usual names: GOOGLE_CLOUD_PROJECT, STORAGE_EMULATOR_HOST,
-PUBSUB_EMULATOR_HOST.
+PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectflow.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
@@ -19,6 +26,7 @@ from detectflow.topology import BUCKET_NAMES, TOPIC_NAMES
 
 StorageBackend = Literal["local", "gcs", "s3"]
 BusBackend = Literal["memory", "pubsub"]
+CatalogBackend = Literal["sqlite", "firestore", "none"]
 
 
 class SettingsError(RuntimeError):
@@ -46,6 +54,23 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("PUBSUB_EMULATOR_HOST"),
         description="e.g. 127.0.0.1:8085 (Google's Pub/Sub emulator)",
     )
+    firestore_emulator_host: str | None = Field(
+        None, validation_alias=AliasChoices("FIRESTORE_EMULATOR_HOST"),
+        description="e.g. 127.0.0.1:8086 (Google's Firestore emulator)",
+    )
+    catalog: CatalogBackend | None = Field(
+        None, description="the image index behind the gallery, stats and reconcile: sqlite "
+        "(a file under data_dir), firestore, or none; default: firestore with storage=gcs, "
+        "else sqlite",
+    )
+    catalog_path: Path | None = Field(
+        None, description="the SQLite catalog file; default: <data_dir>/catalog.sqlite3")
+    catalog_collection: str = Field("detectflow-images", description="Firestore collection")
+    firestore_database: str = Field("(default)", description="Firestore database id")
+    reconcile_older_than_seconds: float = Field(
+        300.0, gt=0, description="an upload without a result this old is re-driven")
+    reconcile_interval_seconds: float = Field(
+        60.0, ge=0, description="how often `up` looks for stuck images (0: only at start-up)")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint; None = AWS")
     s3_region: str = "us-east-1"
 
@@ -79,18 +104,21 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("pubsub_emulator_host")
+    @field_validator("pubsub_emulator_host", "firestore_emulator_host")
     @classmethod
-    def _pubsub_host_has_no_scheme(cls, value: str | None) -> str | None:
+    def _emulator_host_has_no_scheme(cls, value: str | None, info: ValidationInfo
+                                     ) -> str | None:
         if value and "://" in value:
-            raise ValueError(f"PUBSUB_EMULATOR_HOST={value!r} must be host:port, no scheme")
+            name = (info.field_name or "").upper()
+            raise ValueError(f"{name}={value!r} must be host:port, no scheme")
         return value
 
     @model_validator(mode="after")
     def _backends_are_configured(self) -> Self:
         needs_project = [what for what, used in
                          (("storage=gcs", self.storage == "gcs"),
-                          ("bus=pubsub", self.bus == "pubsub")) if used]
+                          ("bus=pubsub", self.bus == "pubsub"),
+                          ("catalog=firestore", self.catalog == "firestore")) if used]
         if needs_project and not self.project:
             raise ValueError(
                 f"{' and '.join(needs_project)} need{'s' if len(needs_project) == 1 else ''} a "
@@ -102,6 +130,16 @@ class Settings(BaseSettings):
     @property
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @property
+    def catalog_backend(self) -> CatalogBackend:
+        if self.catalog is not None:
+            return self.catalog
+        return "firestore" if self.storage == "gcs" else "sqlite"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.catalog_path or Path(self.data_dir) / "catalog.sqlite3"
 
     @property
     def uses_emulators(self) -> bool:

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyHeader
 
+from detectflow.catalog import Catalog
 from detectflow.layout import IMAGE_ID_PATTERN
 from detectflow.model.manifest import Manifest
 from detectflow.storage import Buckets
@@ -24,6 +25,7 @@ class AppContext:
     """What `create_app` was given; stored on `app.state.context`."""
 
     buckets: Buckets
+    catalog: Catalog
     model_manifest: Callable[[], Manifest | None]
     settings: FrontendSettings
 
@@ -44,12 +46,17 @@ async def get_buckets(context: ContextDep) -> Buckets:
     return context.buckets
 
 
+async def get_catalog(context: ContextDep) -> Catalog:
+    return context.catalog
+
+
 async def get_manifest(context: ContextDep) -> Manifest | None:
     return context.model_manifest()
 
 
 SettingsDep = Annotated[FrontendSettings, Depends(get_settings)]
 BucketsDep = Annotated[Buckets, Depends(get_buckets)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ManifestDep = Annotated[Manifest | None, Depends(get_manifest)]
 
 ImageIdPath = Annotated[

@@ -112,3 +112,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+# OpenAPI descriptions of the errors every `/api/images/{id}` route may answer with.
+IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No image with this id."},
+    422: {"model": ErrorResponse, "description": "Malformed id or parameters."},
+}
+
+
+def image_not_found(image_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"No image with id {image_id}.")

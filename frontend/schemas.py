@@ -33,6 +33,11 @@ class ImageRef(BaseModel):
     status: ImageStatus
     url: str = Field(description="Where to poll for the result (GET).")
     filename: str | None = Field(default=None, description="The file name as uploaded, made safe.")
+    result: ImageDetail | None = Field(
+        default=None,
+        description="With `?wait=S`: the image as GET /api/images/{id} shows it, once done or "
+        "failed within S seconds (null while still queued or processing).",
+    )
 
 
 class UploadAccepted(BaseModel):
@@ -97,6 +102,10 @@ class ImageSummary(BaseModel):
     detection_count: int | None = Field(
         default=None, description="Number of detections, when done."
     )
+    class_counts: dict[str, int] = Field(
+        default_factory=dict, description="Detections per class, when done."
+    )
+    error_code: str | None = Field(default=None, description="Why it failed, when failed.")
     url: str
 
 
@@ -104,7 +113,19 @@ class ImageList(BaseModel):
     images: list[ImageSummary] = Field(description="Newest first.")
     next: str | None = Field(
         default=None,
-        description="Pass as `before` to get the next (older) page; null on the last page.",
+        description="Pass as `before` (with the same filters) to get the next, older page; "
+        "null on the last page. Opaque: use it as it is.",
+    )
+
+
+class Stats(BaseModel):
+    images: dict[str, int] = Field(
+        description="Images by status: queued, processing, done, failed (0s included)."
+    )
+    total: int = Field(description="All images.")
+    detections: dict[str, int] = Field(
+        description="Detections by class over all done images (the served model's classes, "
+        "0s included)."
     )
 
 
@@ -141,3 +162,8 @@ class ModelList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     model: ModelRefOut | None = Field(default=None, description="The served model, once loaded.")
+
+
+# ImageRef names ImageDetail, defined after it: resolve the reference now that both exist.
+ImageRef.model_rebuild()
+UploadAccepted.model_rebuild()

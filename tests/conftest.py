@@ -16,11 +16,9 @@ from support.paths import REPO_ROOT, SAMPLES_DIR
 from support.services import unavailable
 from support.synthetic import make_voc_dataset
 
-from detectflow.launcher.emulators import (
-    EmulatorUnavailable,
-    free_port,
-    start_fake_gcs_server,
-)
+from detectflow.launcher.processes import EmulatorUnavailable
+from detectflow.launcher.services import start_fake_gcs_server, start_firestore_emulator
+from detectflow.launcher.testing import free_port
 
 BCCD_BUNDLE = REPO_ROOT / "models" / "bccd"
 
@@ -64,6 +62,21 @@ def gcs_url() -> Iterator[str]:
         unavailable(str(err))
     try:
         yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def firestore_host() -> Iterator[str]:
+    """Google's Firestore emulator (host:port); each test uses its own collection."""
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="firestore-")) / "firestore.log"
+    try:
+        server = start_firestore_emulator("127.0.0.1", port, log_path, "detectflow-test")
+    except EmulatorUnavailable as err:
+        unavailable(str(err))
+    try:
+        yield f"127.0.0.1:{port}"
     finally:
         server.stop()
 

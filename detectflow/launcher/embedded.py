@@ -6,6 +6,10 @@ Google Cloud; only the transport differs.
     with EmbeddedPipeline(Buckets.local("var/detectflow"), settings) as pipeline:
         pipeline.buckets.uploads.put(upload_key(new_image_id(), "cells.jpg"), data)
         pipeline.wait_idle()
+
+With `watch` (the default), it also listens for files dropped into a local uploads folder and
+reconciles in the background: once at start (uploads the last run left without a result), then
+the catalog's stuck records every `settings.reconcile_interval_seconds`.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import logging
 from types import TracebackType
 
 from detectflow.bus import InProcessBus, SubscriptionOptions
+from detectflow.catalog import Catalog, NullCatalog
+from detectflow.launcher.reconciling import ReconcileLoop
 from detectflow.launcher.watcher import NotifyingBlobStore, UploadNotifier, UploadsWatcher
-from detectflow.layout import image_id_for_upload
 from detectflow.model.registry import ModelRegistry
+from detectflow.pipeline.events import StorageObject, storage_notification
 from detectflow.pipeline.handlers import PipelineHandlers
-from detectflow.pipeline.outcomes import result_exists
+from detectflow.pipeline.reconcile import Reconciler
 from detectflow.settings import Settings
 from detectflow.storage import Buckets, LocalBlobStore
 from detectflow.topology import Topology, default_topology
@@ -32,12 +38,13 @@ class EmbeddedPipeline:
     announces every put to the pipeline."""
 
     def __init__(self, buckets: Buckets, settings: Settings, workers: int = 1,
-                 watch: bool = True, watch_interval: float = 0.5,
+                 watch: bool = True, settle_seconds: float = 0.5,
                  registry: ModelRegistry | None = None,
-                 topology: Topology | None = None) -> None:
+                 topology: Topology | None = None, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.workers = workers
         self.topology = topology or default_topology("local")
+        self.catalog = catalog or NullCatalog()
         self.bus = InProcessBus()
         self.notifier = UploadNotifier(self.bus, settings.uploads_topic, buckets.uploads.bucket)
         self.buckets = dataclasses.replace(
@@ -47,15 +54,23 @@ class EmbeddedPipeline:
             version=settings.model_version, check_seconds=settings.model_check_seconds,
             per_thread=workers > 1)
         self.handlers = PipelineHandlers.from_settings(settings, self.buckets, self.bus,
-                                                       self.registry)
+                                                       self.registry, self.catalog)
+        self.reconciler = Reconciler(self.buckets, self.catalog, self.redrive)
         self.watcher: UploadsWatcher | None = None
-        if watch and isinstance(buckets.uploads, LocalBlobStore):
-            self.watcher = UploadsWatcher(buckets.uploads, buckets.uploads.root, self.notifier,
-                                          self._is_done, interval=watch_interval)
+        self.reconcile_loop: ReconcileLoop | None = None
+        if watch:
+            self.reconcile_loop = ReconcileLoop(self.reconciler,
+                                                settings.reconcile_interval_seconds,
+                                                settings.reconcile_older_than_seconds,
+                                                settle_seconds)
+            if isinstance(buckets.uploads, LocalBlobStore):
+                self.watcher = UploadsWatcher(buckets.uploads, buckets.uploads.root,
+                                              self.notifier, settle_seconds=settle_seconds)
         self._started = False
 
-    def _is_done(self, key: str, generation: str) -> bool:
-        return result_exists(self.buckets, image_id_for_upload(key, generation))
+    def redrive(self, obj: StorageObject) -> None:
+        """Publish an upload's notification again (reconcile): the normal path runs it."""
+        self.bus.publish(self.settings.uploads_topic, *storage_notification(obj))
 
     def _options(self, function: str) -> SubscriptionOptions:
         spec = self.topology.subscription_for(function)
@@ -73,7 +88,10 @@ class EmbeddedPipeline:
         self.bus.subscribe("dead-letter", settings.dead_letter_topic,
                            handlers.dead_letter_message, self._options("dead-letter"))
         if self.watcher is not None:
-            self.watcher.start()
+            self.watcher.start()  # before the start-up scan, so nothing falls in between
+            self.watcher.ready.wait(10)
+        if self.reconcile_loop is not None:
+            self.reconcile_loop.start()
         self._started = True
         log.info("embedded pipeline started", extra={
             "workers": self.workers, "watching": self.watcher is not None})
@@ -86,6 +104,8 @@ class EmbeddedPipeline:
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.reconcile_loop is not None:
+            self.reconcile_loop.stop()
         self.bus.close()
         self._started = False
 

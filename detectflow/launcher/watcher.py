@@ -3,10 +3,16 @@
 On Google Cloud (and fake-gcs-server) the bucket itself publishes OBJECT_FINALIZE messages.
 A local folder cannot, so:
   * `NotifyingBlobStore` wraps the uploads store and publishes on every `put` (API uploads);
-  * `UploadsWatcher` polls the uploads folder for files dropped there by other means (cp,
-    a file manager, rsync) and publishes once each file has stopped changing; its first
-    scan also re-finds uploads that never got a result (the process died mid-way).
+  * `UploadsWatcher` listens for file-system events (inotify on Linux, through `watchfiles`)
+    in the uploads folder and publishes a file dropped there by other means (cp, a file
+    manager, rsync) once it has stopped changing. Idle, it costs nothing however many files
+    the folder holds: no polling, no stat of stored files. What happened while nothing was
+    listening (the process was down) is found by reconcile's scan at start-up.
 Both go through one `UploadNotifier`, which publishes each (key, generation) once.
+
+The watcher listens to the folder itself and to folders people made in it, not to the
+`<image id>/` folders the API writes (one per upload: watching them would cost one kernel
+watch each, and nothing is dropped there by hand).
 """
 
 from __future__ import annotations
@@ -14,15 +20,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from detectflow.bus import EventBus
+from detectflow.layout import is_image_id
 from detectflow.pipeline.events import StorageObject, storage_notification
 from detectflow.storage import BlobInfo, BlobStore
 from detectflow.storage.local import META_DIR
 
 log = logging.getLogger(__name__)
+
+TEMPORARY_SUFFIXES = (".part", ".crdownload", "~")
 
 
 class UploadNotifier:
@@ -37,14 +47,11 @@ class UploadNotifier:
         with self._lock:
             return (key, generation) in self._sent
 
-    def mark_seen(self, key: str, generation: str) -> None:
+    def notify(self, info: BlobInfo, again: bool = False) -> bool:
+        """Publish an OBJECT_FINALIZE notification unless this version was published before
+        (`again`: publish anyway, for reconcile's re-drive)."""
         with self._lock:
-            self._sent.add((key, generation))
-
-    def notify(self, info: BlobInfo) -> bool:
-        """Publish an OBJECT_FINALIZE notification unless this version was published before."""
-        with self._lock:
-            if (info.key, info.generation) in self._sent:
+            if (info.key, info.generation) in self._sent and not again:
                 return False
             self._sent.add((info.key, info.generation))
         obj = StorageObject(bucket=self.bucket, name=info.key, generation=info.generation,
@@ -81,19 +88,30 @@ class NotifyingBlobStore:
         self.inner.delete(key)
 
 
+def ignored_name(name: str) -> bool:
+    """Hidden and temporary files (partial downloads, editors' backups, our own temp files)."""
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
+def watched_folder(name: str) -> bool:
+    """Folders people make; not hidden ones, our metadata, or the API's `<id>/` folders."""
+    return not name.startswith(".") and name != META_DIR and not is_image_id(name)
+
+
 class UploadsWatcher:
-    """Polls a local uploads folder (portable; no inotify needed) every `interval` seconds."""
+    """Publishes files dropped into `root` (and folders people made in it) once their size and
+    modification time have not changed for `settle_seconds`."""
 
     def __init__(self, store: BlobStore, root: Path, notifier: UploadNotifier,
-                 is_done: Callable[[str, str], bool], interval: float = 0.5) -> None:
+                 settle_seconds: float = 0.5) -> None:
         self.store = store
         self.root = root
         self.notifier = notifier
-        self.is_done = is_done  # (key, generation) -> has a result already
-        self.interval = interval
-        self._pending: dict[str, tuple[str, int]] = {}  # key -> (generation, size) last seen
+        self.settle_seconds = settle_seconds
+        self._pending: dict[str, tuple[str, int, float]] = {}  # key -> (gen, size, since)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.ready = threading.Event()  # set once the first watch is in place
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="uploads-watcher", daemon=True)
@@ -107,42 +125,76 @@ class UploadsWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.scan()
-            except Exception:  # keep watching; a vanished file mid-scan is normal
-                log.warning("uploads scan failed", exc_info=True)
-            self._stop.wait(self.interval)
+                self._watch_until_a_folder_appears()
+            except Exception:  # keep watching; a folder vanishing mid-setup is normal
+                log.warning("uploads watch failed; restarting it", exc_info=True)
+                self._stop.wait(1.0)
 
-    def scan(self) -> int:
-        """One pass; returns how many uploads were announced."""
-        announced = 0
-        current = dict(self._files())
-        for key, (generation, size) in current.items():
-            if self.notifier.seen(key, generation):
+    def _watch_until_a_folder_appears(self) -> None:
+        """One watch over the current folders; returns when a new folder needs watching."""
+        import watchfiles
+
+        folders = list(self._folders())
+        tick_ms = max(50, int(self.settle_seconds * 500))
+        for changes in watchfiles.watch(
+                *folders, watch_filter=None, stop_event=self._stop, recursive=False,
+                rust_timeout=tick_ms, yield_on_timeout=True, debounce=tick_ms, step=50,
+                raise_interrupt=False):
+            self.ready.set()
+            new_folder = False
+            for _change, path in changes:
+                new_folder |= self._saw(Path(path))
+            self._announce_settled()
+            if new_folder:
+                return
+        self.ready.set()
+
+    def _folders(self) -> Iterator[Path]:
+        yield self.root
+        for folder, dirs, _files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if watched_folder(d)]
+            for name in dirs:
+                yield Path(folder) / name
+
+    def _saw(self, path: Path) -> bool:
+        """Note a changed path; True when it is a new folder to watch (its files, written
+        before the watch covered it, are noted too)."""
+        if any(ignored_name(part) for part in path.relative_to(self.root).parts):
+            return False
+        if path.is_dir():
+            if not watched_folder(path.name):
+                return False
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if watched_folder(d)]
+                for name in files:
+                    self._note(Path(folder) / name)
+            return True
+        self._note(path)
+        return False
+
+    def _note(self, path: Path) -> None:
+        if ignored_name(path.name):
+            return
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        key = path.relative_to(self.root).as_posix()
+        generation = str(st.st_mtime_ns)
+        if not self.notifier.seen(key, generation):
+            self._pending[key] = (generation, st.st_size, time.monotonic())
+
+    def _announce_settled(self) -> None:
+        now = time.monotonic()
+        for key, (generation, size, since) in list(self._pending.items()):
+            if now - since < self.settle_seconds:
                 continue
-            if self._pending.get(key) != (generation, size):
-                self._pending[key] = (generation, size)  # changed: wait until it settles
-                continue
-            if self.is_done(key, generation):
-                self.notifier.mark_seen(key, generation)
-                continue
-            info = self.store.stat(key)
-            if info is not None and self.notifier.notify(info):
-                log.info("upload found in folder", extra={"key": key})
-                announced += 1
-        for key in set(self._pending) - set(current):
             del self._pending[key]
-        return announced
-
-    def _files(self) -> Iterator[tuple[str, tuple[str, int]]]:
-        for folder, dirs, files in os.walk(self.root):
-            # Skip our metadata sidecars and hidden/temporary files (partial downloads).
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d != META_DIR]
-            for name in files:
-                if name.startswith(".") or name.endswith((".part", ".crdownload", "~")):
-                    continue
-                path = Path(folder) / name
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                yield path.relative_to(self.root).as_posix(), (str(st.st_mtime_ns), st.st_size)
+            info = self.store.stat(key)
+            if info is None:
+                continue  # gone again (a temporary file under another name)
+            if (info.generation, info.size) != (generation, size):
+                self._pending[key] = (info.generation, info.size, now)  # still being written
+                continue
+            if self.notifier.notify(info):
+                log.info("upload found in folder", extra={"key": key})

@@ -6,6 +6,7 @@ import logging
 
 from detectflow.bus import EventBus, Message
 from detectflow.bus.base import DEAD_LETTER_DELIVERY_COUNT, DEAD_LETTER_SOURCE_SUBSCRIPTION
+from detectflow.catalog import Catalog
 from detectflow.layout import image_id_for_upload
 from detectflow.pipeline.events import PreparedNotice, storage_object_from_message
 from detectflow.pipeline.outcomes import (
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class DeadLetterRecorder:
-    def __init__(self, buckets: Buckets, bus: EventBus, results_topic: str) -> None:
+    def __init__(self, buckets: Buckets, bus: EventBus, results_topic: str,
+                 catalog: Catalog | None = None) -> None:
         self.buckets = buckets
+        self.catalog = catalog
         self.bus = bus
         self.results_topic = results_topic
 
@@ -47,7 +50,7 @@ class DeadLetterRecorder:
             "image_id": image_id, "stage": stage, "delivery_attempts": attempts,
             "subscription": message.attributes.get(DEAD_LETTER_SOURCE_SUBSCRIPTION)})
         record = error_record(image_id, source, "processing_failed", text)
-        return record_outcome(self.buckets, self.bus, self.results_topic, record)
+        return record_outcome(self.buckets, self.bus, self.results_topic, record, self.catalog)
 
     def _identify(self, message: Message) -> tuple[str, SourceObject, str] | None:
         """(image id, source, stage) of a dead-lettered upload event or prepared notice."""

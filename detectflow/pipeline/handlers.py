@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from detectflow.bus import EventBus, Message
+from detectflow.catalog import Catalog
 from detectflow.imaging import ImageLimits
 from detectflow.model.registry import ModelRegistry
 from detectflow.pipeline.deadletter import DeadLetterRecorder
@@ -35,22 +36,25 @@ log = logging.getLogger(__name__)
 
 class PipelineHandlers:
     def __init__(self, buckets: Buckets, bus: EventBus, registry: ModelRegistry,
-                 prepared_topic: str, results_topic: str, limits: ImageLimits) -> None:
+                 prepared_topic: str, results_topic: str, limits: ImageLimits,
+                 catalog: Catalog | None = None) -> None:
         self.buckets = buckets
         self.registry = registry
+        self.catalog = catalog
         self.preprocessor = Preprocessor(buckets, bus, registry, prepared_topic, results_topic,
-                                         limits)
-        self.inferrer = Inferrer(buckets, bus, registry, results_topic, limits)
-        self.dead_letters = DeadLetterRecorder(buckets, bus, results_topic)
+                                         limits, catalog)
+        self.inferrer = Inferrer(buckets, bus, registry, results_topic, limits, catalog)
+        self.dead_letters = DeadLetterRecorder(buckets, bus, results_topic, catalog)
 
     @classmethod
     def from_settings(cls, settings: Settings, buckets: Buckets, bus: EventBus,
-                      registry: ModelRegistry | None = None) -> PipelineHandlers:
+                      registry: ModelRegistry | None = None, catalog: Catalog | None = None
+                      ) -> PipelineHandlers:
         registry = registry or ModelRegistry(
             buckets.models, settings.model_name, settings.model_cache_dir,
             version=settings.model_version, check_seconds=settings.model_check_seconds)
         return cls(buckets, bus, registry, settings.prepared_topic, settings.results_topic,
-                   settings.image_limits)
+                   settings.image_limits, catalog)
 
     # In-process bus -------------------------------------------------------------------
     def preprocess_message(self, message: Message) -> Outcome:

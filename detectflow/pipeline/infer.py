@@ -8,6 +8,7 @@ import time
 import weakref
 
 from detectflow.bus import EventBus
+from detectflow.catalog import Catalog
 from detectflow.imaging import ImageError, ImageLimits
 from detectflow.model.detector import Detector
 from detectflow.model.registry import ModelRegistry
@@ -37,8 +38,9 @@ class _AlreadyDone(Exception):
 
 class Inferrer:
     def __init__(self, buckets: Buckets, bus: EventBus, registry: ModelRegistry,
-                 results_topic: str, limits: ImageLimits) -> None:
+                 results_topic: str, limits: ImageLimits, catalog: Catalog | None = None) -> None:
         self.buckets = buckets
+        self.catalog = catalog
         self.bus = bus
         self.registry = registry
         self.results_topic = results_topic
@@ -118,4 +120,4 @@ class Inferrer:
         return PreparedImage(pixels, placement, {})
 
     def _finish(self, record: ResultRecord) -> Outcome:
-        return record_outcome(self.buckets, self.bus, self.results_topic, record)
+        return record_outcome(self.buckets, self.bus, self.results_topic, record, self.catalog)

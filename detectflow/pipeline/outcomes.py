@@ -3,6 +3,9 @@
 `write_record` is the exactly-once point of the pipeline: results are written with
 `if_absent`, so whichever delivery of an event comes first wins and every later one (a
 duplicate, a redelivery after a crash, the dead-letter handler) finds the record and stops.
+The catalog (detectflow/catalog) is updated right after: it is an index, so a failed catalog
+write is logged, not retried here; reconcile finds the record still pending and repairs it
+from the result.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from typing import Literal
 
 from detectflow.bus import EventBus
+from detectflow.catalog import Catalog, CatalogRecord, result_entry
 from detectflow.layout import result_key, work_key
 from detectflow.pipeline.events import ResultNotice
 from detectflow.records import ErrorInfo, ResultRecord, SourceObject
@@ -43,15 +47,17 @@ def write_record(buckets: Buckets, record: ResultRecord) -> bool:
     return True
 
 
-def record_outcome(buckets: Buckets, bus: EventBus, results_topic: str, record: ResultRecord
-                   ) -> Outcome:
-    """Write the record (once), tell listeners, tidy the work bucket.
+def record_outcome(buckets: Buckets, bus: EventBus, results_topic: str, record: ResultRecord,
+                   catalog: Catalog | None = None) -> Outcome:
+    """Write the record (once), index it, tell listeners, tidy the work bucket.
 
     A failure note (rare) is left to the work bucket's lifecycle rule, except on the error
     paths: deleting it on every success would cost a request per image.
     """
     if not write_record(buckets, record):
         return "duplicate"
+    if catalog is not None:
+        index(catalog, result_entry(record))
     publish_result_notice(bus, results_topic, record)
     keys = [work_key(record.image_id)]
     if record.status == "failed":
@@ -62,6 +68,22 @@ def record_outcome(buckets: Buckets, bus: EventBus, results_topic: str, record: 
         except Exception:  # lifecycle rules remove leftovers
             log.warning("work object not deleted", extra={"key": key}, exc_info=True)
     return record.status
+
+
+def index(catalog: Catalog, entry: CatalogRecord) -> bool:
+    """Best effort: the buckets are the truth and reconcile repairs a record that stayed
+    behind; an outage of the catalog must not fail (and so redo) the image's processing."""
+    started = time.perf_counter()
+    try:
+        catalog.put(entry)
+    except Exception:
+        log.warning("catalog not updated", extra={"image_id": entry.image_id,
+                                                  "status": entry.status}, exc_info=True)
+        return False
+    log.debug("catalog updated", extra={
+        "image_id": entry.image_id, "status": entry.status,
+        "catalog_ms": round((time.perf_counter() - started) * 1e3, 3)})
+    return True
 
 
 def publish_result_notice(bus: EventBus, topic: str, record: ResultRecord) -> None:

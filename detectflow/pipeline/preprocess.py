@@ -6,6 +6,7 @@ import logging
 import time
 
 from detectflow.bus import EventBus
+from detectflow.catalog import Catalog, NullCatalog, upload_entry
 from detectflow.imaging import ImageError, ImageLimits
 from detectflow.layout import image_id_for_upload, work_key
 from detectflow.model.registry import ModelNotFound, ModelRegistry
@@ -13,6 +14,7 @@ from detectflow.pipeline.events import PreparedNotice, StorageObject
 from detectflow.pipeline.outcomes import (
     Outcome,
     error_record,
+    index,
     note_failure,
     record_outcome,
     result_exists,
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 
 class Preprocessor:
     def __init__(self, buckets: Buckets, bus: EventBus, registry: ModelRegistry,
-                 prepared_topic: str, results_topic: str, limits: ImageLimits) -> None:
+                 prepared_topic: str, results_topic: str, limits: ImageLimits,
+                 catalog: Catalog | None = None) -> None:
         self.buckets = buckets
+        self.catalog = catalog or NullCatalog()
         self.bus = bus
         self.registry = registry
         self.prepared_topic = prepared_topic
@@ -45,11 +49,16 @@ class Preprocessor:
             log.info("duplicate delivery acknowledged", extra={"image_id": image_id,
                                                                "stage": "preprocess"})
             return "duplicate"
+        # Also the catalog's first record of a file copied into the bucket by other means.
+        index(self.catalog, upload_entry(
+            image_id, obj.name, "processing", filename=obj.metadata.get("filename"),
+            time_created=obj.time_created, generation=obj.generation))
         try:
             return self._prepare(image_id, obj)
         except ImageError as err:
             record = error_record(image_id, obj.to_source(), err.code, str(err))
-            return record_outcome(self.buckets, self.bus, self.results_topic, record)
+            return record_outcome(self.buckets, self.bus, self.results_topic, record,
+                                  self.catalog)
         except Exception as err:
             note_failure(self.buckets.work, image_id, "preprocess", err)
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from detectflow.bus import make_bus
+from detectflow.catalog import make_catalog
 from detectflow.pipeline.handlers import PipelineHandlers
 from detectflow.settings import load_function_settings
 from detectflow.storage import make_buckets
@@ -24,5 +25,6 @@ def handlers() -> PipelineHandlers:
             if _handlers is None:
                 settings = load_function_settings()
                 _handlers = PipelineHandlers.from_settings(
-                    settings, make_buckets(settings), make_bus(settings))
+                    settings, make_buckets(settings), make_bus(settings),
+                    catalog=make_catalog(settings))
     return _handlers

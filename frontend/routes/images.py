@@ -1,13 +1,16 @@
-"""`/api/images`: upload images, follow their status, fetch results and pictures."""
+"""`/api/images`: upload images, follow their status, list, delete.
+
+Pictures (the original, the annotated JPEG) are in frontend/routes/pictures.py; how answers
+are built in frontend/views.py; reading and deleting one image in frontend/lookups.py.
+"""
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
@@ -15,30 +18,23 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from detectflow import layout
-from detectflow.detection import Detection
-from detectflow.drawing import draw_detections
-from detectflow.imaging import ImageError, ImageInfo, decode_image, sniff_image
-from detectflow.pipeline.status import image_status, read_result
-from detectflow.records import ResultRecord
-from detectflow.storage import BlobNotFound, Buckets
-from frontend import catalog
-from frontend.catalog import Upload
-from frontend.deps import BucketsDep, ImageIdPath, ManifestDep, SettingsDep
-from frontend.errors import ApiError
+from detectflow.catalog import Catalog, upload_entry
+from detectflow.imaging import ImageError, ImageInfo, sniff_image
+from detectflow.pipeline.status import read_result
+from detectflow.storage import Buckets
+from frontend.deps import BucketsDep, CatalogDep, ImageIdPath, SettingsDep
+from frontend.errors import IMAGE_ERRORS, ApiError, image_not_found
+from frontend.filters import GalleryQuery, parse_cursor
+from frontend.lookups import delete_image, lookup
 from frontend.schemas import (
-    DetectionOut,
-    ErrorBody,
     ErrorResponse,
     ImageDetail,
-    ImageLinks,
     ImageList,
     ImageRef,
-    ImageSizeOut,
     ImageStatus,
-    ImageSummary,
-    ModelRefOut,
     UploadAccepted,
 )
+from frontend.views import detail, image_path, summary
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +56,8 @@ _UPLOAD_ERROR_STATUS = {
     "too_small": 422,
 }
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No image with this id."},
-    422: {"model": ErrorResponse, "description": "Malformed id or parameters."},
-}
-
-
-def _image_path(image_id: str) -> str:
-    return f"/api/images/{image_id}"
+def _wait_query(what: str) -> Any:
+    return Query(ge=0, le=MAX_WAIT_S, description=what)
 
 
 # --- upload -----------------------------------------------------------------------------------
@@ -84,9 +74,11 @@ async def _read_capped(upload: UploadFile, max_bytes: int) -> bytes:
     response_model=UploadAccepted,
     summary="Upload one or more images for detection",
     responses={
+        200: {"model": UploadAccepted, "description": "With `?wait`: every result is inline."},
         413: {"model": ErrorResponse, "description": "A file or the request is too large."},
         415: {"model": ErrorResponse, "description": "A file is not a supported image."},
-        422: {"model": ErrorResponse, "description": "No file, an empty or tiny image."},
+        422: {"model": ErrorResponse, "description": "No file, an empty or tiny image, or "
+              "`wait` out of range."},
     },
 )
 async def upload_images(
@@ -99,7 +91,15 @@ async def upload_images(
         ),
     ],
     buckets: BucketsDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
+    response: Response,
+    wait: Annotated[
+        float,
+        _wait_query("Wait up to this many seconds for the results and return them inline "
+                    "(`result` of each image): 200 when all are done or failed, else 202 with "
+                    "what is known. One call for scripts."),
+    ] = 0.0,
 ) -> UploadAccepted:
     """Store the images in the uploads bucket, where the pipeline picks them up.
 
@@ -131,8 +131,11 @@ async def upload_images(
     if refused:
         raise _refusal(refused, total=len(file))
     refs = [
-        await run_in_threadpool(_store, buckets, name, data, info) for name, data, info in accepted
+        await run_in_threadpool(_store, buckets, catalog, name, data, info)
+        for name, data, info in accepted
     ]
+    if wait > 0 and await _wait_for_results(buckets, refs, wait):
+        response.status_code = status.HTTP_200_OK
     return UploadAccepted(images=refs)
 
 
@@ -149,10 +152,19 @@ def _refusal(refused: list[dict[str, Any]], total: int) -> ApiError:
     return ApiError(_UPLOAD_ERROR_STATUS.get(first["code"], 422), first["code"], message, refused)
 
 
-def _store(buckets: Buckets, filename: str, data: bytes, info: ImageInfo) -> ImageRef:
+def _store(buckets: Buckets, catalog: Catalog, filename: str, data: bytes, info: ImageInfo
+           ) -> ImageRef:
     image_id = layout.new_image_id()
     key = layout.upload_key(image_id, filename)
-    buckets.uploads.put(key, data, content_type=info.mime_type, metadata={"filename": filename})
+    # Catalogued before it is stored: the pipeline may finish before this call returns, and
+    # its `done` must not be overwritten by a late `queued`.
+    catalog.put(upload_entry(image_id, key, "queued", filename=filename))
+    try:
+        buckets.uploads.put(key, data, content_type=info.mime_type,
+                            metadata={"filename": filename})
+    except BaseException:
+        catalog.delete(image_id)
+        raise
     log.info(
         "upload stored",
         extra={
@@ -162,281 +174,140 @@ def _store(buckets: Buckets, filename: str, data: bytes, info: ImageInfo) -> Ima
             "size": f"{info.width}x{info.height}",
         },
     )
-    return ImageRef(id=image_id, status="queued", url=_image_path(image_id), filename=filename)
+    return ImageRef(id=image_id, status="queued", url=image_path(image_id), filename=filename)
+
+
+async def _wait_for_results(buckets: Buckets, refs: list[ImageRef], wait: float) -> bool:
+    """Fill in each ref's `result` as it lands; True when all landed within `wait`."""
+    deadline = time.monotonic() + wait
+    pending = list(refs)
+    while pending and time.monotonic() < deadline:
+        await anyio.sleep(LONG_POLL_TICK_S)
+        for ref in list(pending):
+            record = await run_in_threadpool(read_result, buckets, ref.id)
+            if record is not None:
+                ref.result = detail(ref.id, record.status, record, None)
+                ref.result.filename = ref.filename
+                ref.status = record.status
+                pending.remove(ref)
+    return not pending
 
 
 # --- status and results -----------------------------------------------------------------------
 
 
-def _filename_of(record: ResultRecord | None, upload: Upload | None) -> str | None:
-    if upload is not None:
-        return upload.filename
-    if record is not None:
-        return record.source.filename or layout.safe_filename(record.source.name)
-    return None
-
-
-def _created_of(image_id: str, record: ResultRecord | None, upload: Upload | None) -> str | None:
-    if upload is not None:
-        return catalog.iso_time(upload.created_ns)
-    if record is not None and record.source.name.startswith(f"{image_id}/"):
-        return catalog.iso_time(catalog.id_time_ns(image_id))
-    return None
-
-
-def _detail(
-    image_id: str, state: ImageStatus, record: ResultRecord | None, upload: Upload | None
-) -> ImageDetail:
-    path = _image_path(image_id)
-    detail = ImageDetail(
-        id=image_id,
-        status=state,
-        filename=_filename_of(record, upload),
-        created=_created_of(image_id, record, upload),
-        links=ImageLinks(
-            self=path,
-            original=f"{path}/original",
-            annotated=f"{path}/annotated",
-            events=f"{path}/events",
-        ),
-    )
-    if record is None:
-        return detail
-    detail.detections = sorted(
-        (
-            DetectionOut(label=d.label, class_id=d.class_id, score=d.score, box=d.box)
-            for d in record.detections
-        ),
-        key=lambda d: -d.score,
-    )
-    detail.image = ImageSizeOut(**record.image.model_dump()) if record.image else None
-    detail.model = ModelRefOut(**record.model.model_dump()) if record.model else None
-    detail.timings_ms = record.timings_ms
-    if record.error is not None:
-        detail.error = ErrorBody(code=record.error.code, message=record.error.message)
-    return detail
-
-
-def _lookup(buckets: Buckets, image_id: str) -> ImageDetail | None:
-    state, record = image_status(buckets, image_id)
-    if state == "not_found":
-        return None
-    upload = None if record is not None else catalog.find_upload(buckets.uploads, image_id)
-    return _detail(image_id, state, record, upload)
-
-
-def _not_found(image_id: str) -> ApiError:
-    return ApiError(404, "not_found", f"No image with id {image_id}.")
-
-
-async def _lookup_or_404(buckets: Buckets, image_id: str) -> ImageDetail:
-    detail = await run_in_threadpool(_lookup, buckets, image_id)
-    if detail is None:
-        raise _not_found(image_id)
-    return detail
+async def _lookup_or_404(buckets: Buckets, catalog: Catalog, image_id: str) -> ImageDetail:
+    found = await run_in_threadpool(lookup, buckets, catalog, image_id)
+    if found is None:
+        raise image_not_found(image_id)
+    return found
 
 
 @router.get(
     "/{image_id}",
     response_model=ImageDetail,
     summary="Status and result of one image",
-    responses=_ERRORS,
+    responses=IMAGE_ERRORS,
 )
 async def get_image(
     image_id: ImageIdPath,
     buckets: BucketsDep,
+    catalog: CatalogDep,
     wait: Annotated[
         float,
-        Query(
-            ge=0,
-            le=MAX_WAIT_S,
-            description="Long-poll: wait up to this many seconds for `done`/`failed` before "
-            "answering with the current status.",
-        ),
+        _wait_query("Long-poll: wait up to this many seconds for `done`/`failed` before "
+                    "answering with the current status."),
     ] = 0.0,
 ) -> ImageDetail:
     """`queued` → `processing` → `done` (with `detections`) or `failed` (with `error`).
 
     Boxes are `xyxy` in pixels of the original image; `image` gives its size.
     """
-    detail = await _lookup_or_404(buckets, image_id)
-    if detail.status in TERMINAL or wait <= 0:
-        return detail
+    current = await _lookup_or_404(buckets, catalog, image_id)
+    if current.status in TERMINAL or wait <= 0:
+        return current
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         # Only the result object ends the wait: one cheap read per tick, not the full status.
         await anyio.sleep(LONG_POLL_TICK_S)
         record = await run_in_threadpool(read_result, buckets, image_id)
         if record is not None:
-            return _detail(image_id, record.status, record, None)
-    return await _lookup_or_404(buckets, image_id)
+            return detail(image_id, record.status, record, None)
+    return await _lookup_or_404(buckets, catalog, image_id)
 
 
-async def _existing_image(image_id: ImageIdPath, buckets: BucketsDep) -> ImageDetail:
-    return await _lookup_or_404(buckets, image_id)
+async def _existing_image(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep
+                          ) -> ImageDetail:
+    return await _lookup_or_404(buckets, catalog, image_id)
 
 
 @router.get(
     "/{image_id}/events",
     response_class=EventSourceResponse,
     summary="Server-Sent Events: the image's status as it changes",
-    responses=_ERRORS,
+    responses=IMAGE_ERRORS,
 )
 async def image_events(
     image_id: ImageIdPath,
     buckets: BucketsDep,
+    catalog: CatalogDep,
     first: Annotated[ImageDetail, Depends(_existing_image)],
 ) -> AsyncIterator[ServerSentEvent]:
     """One `status` event (data: the same JSON as GET /api/images/{id}) per change of
     status; the stream ends after `done` or `failed`."""
-    detail: ImageDetail | None = first
+    current: ImageDetail | None = first
     last: ImageStatus | None = None
     deadline = time.monotonic() + SSE_MAX_S
-    while detail is not None and time.monotonic() < deadline:
-        if detail.status != last:
-            last = detail.status
+    while current is not None and time.monotonic() < deadline:
+        if current.status != last:
+            last = current.status
             yield ServerSentEvent(
-                event="status", id=detail.status, data=detail.model_dump(mode="json")
+                event="status", id=current.status, data=current.model_dump(mode="json")
             )
-        if detail.status in TERMINAL:
+        if current.status in TERMINAL:
             return
         await anyio.sleep(SSE_TICK_S)
-        detail = await run_in_threadpool(_lookup, buckets, image_id)
+        current = await run_in_threadpool(lookup, buckets, catalog, image_id)
 
 
 @router.get(
-    "", response_model=ImageList, summary="Uploaded images, newest first", responses=_ERRORS
+    "", response_model=ImageList, summary="Uploaded images, newest first", responses=IMAGE_ERRORS
 )
 def list_images(
-    buckets: BucketsDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
+    query: GalleryQuery,
     limit: Annotated[int | None, Query(ge=1, le=200, description="Page size.")] = None,
     before: Annotated[
         str | None,
         Query(
-            pattern=layout.IMAGE_ID_PATTERN,
-            description="Cursor: the `next` value of the previous page.",
+            max_length=64,
+            description="Cursor: the `next` value of the previous page (same filters).",
         ),
     ] = None,
 ) -> ImageList:
-    """A page of images, newest first; follow `next` for older ones."""
-    uploads = catalog.list_uploads(buckets.uploads)
-    items, cursor = catalog.page_of(uploads, before, limit or settings.page_size)
-    return ImageList(images=[_summary(buckets, u) for u in items], next=cursor)
-
-
-def _summary(buckets: Buckets, upload: Upload) -> ImageSummary:
-    state, record = image_status(buckets, upload.image_id)
-    return ImageSummary(
-        id=upload.image_id,
-        # A file dropped into the bucket by hand has no `<id>/` key, so the status rule cannot
-        # find it while it waits; but it is listed, so it is queued.
-        status="queued" if state == "not_found" else state,
-        filename=upload.filename,
-        created=catalog.iso_time(upload.created_ns),
-        detection_count=len(record.detections) if record and record.status == "done" else None,
-        url=_image_path(upload.image_id),
+    """A page of images, newest first, from the catalog (it costs one page however many
+    images there are); follow `next` for older ones. Filters combine: `status`, `label`
+    (at least one detection of that class), `since`/`until` (upload time)."""
+    page = catalog.page(
+        dataclasses.replace(query, before=parse_cursor(before), limit=limit or settings.page_size)
+    )
+    return ImageList(
+        images=[summary(record) for record in page.records],
+        next=page.next.encode() if page.next else None,
     )
 
 
-# --- pictures ---------------------------------------------------------------------------------
-
-
-def _original_bytes(buckets: Buckets, image_id: str) -> tuple[bytes, str] | None:
-    """The uploaded bytes and the user's file name, or None when not stored."""
-    record = read_result(buckets, image_id)
-    upload = catalog.find_upload(buckets.uploads, image_id)
-    key = upload.key if upload else (record.source.name if record else None)
-    if key is None:
-        return None
-    try:
-        data = buckets.uploads.get(key)
-    except BlobNotFound:
-        return None
-    return data, _filename_of(record, upload) or "image"
-
-
-def _content_disposition(filename: str, inline: bool) -> str:
-    kind = "inline" if inline else "attachment"
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
-IMMUTABLE = "private, max-age=31536000, immutable"
-
-
-@router.get(
-    "/{image_id}/original",
+@router.delete(
+    "/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    summary="The uploaded file",
-    responses={**_ERRORS, 200: {"content": {"image/*": {}}, "description": "The image bytes."}},
+    summary="Delete an image and everything derived from it",
+    responses=IMAGE_ERRORS,
 )
-def get_original(image_id: ImageIdPath, buckets: BucketsDep, settings: SettingsDep) -> Response:
-    """The file exactly as uploaded, with the image type read from its bytes."""
-    found = _original_bytes(buckets, image_id)
-    if found is None:
-        raise _not_found(image_id)
-    data, filename = found
-    try:
-        media_type, inline = sniff_image(data, settings.image_limits).mime_type, True
-    except ImageError:  # never serve unchecked bytes as something a browser would render
-        media_type, inline = "application/octet-stream", False
-    return Response(
-        data,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": _content_disposition(filename, inline),
-            "Cache-Control": IMMUTABLE,
-        },
-    )
-
-
-@router.get(
-    "/{image_id}/annotated",
-    response_class=Response,
-    summary="The image with its boxes drawn (JPEG)",
-    responses={
-        **_ERRORS,
-        200: {"content": {"image/jpeg": {}}, "description": "JPEG with boxes and labels."},
-        409: {"model": ErrorResponse, "description": "Not done yet, or processing failed."},
-    },
-)
-def get_annotated(
-    image_id: ImageIdPath,
-    buckets: BucketsDep,
-    settings: SettingsDep,
-    manifest: ManifestDep,
-    min_score: Annotated[
-        float, Query(ge=0, le=1, description="Draw only boxes with at least this score.")
-    ] = 0.0,
-) -> Response:
-    """Boxes drawn server-side with Pillow, for clients that cannot draw them."""
-    state, record = image_status(buckets, image_id)
-    if state == "not_found":
-        raise _not_found(image_id)
-    if record is None:
-        raise ApiError(409, "not_ready", f"The image is {state}; its boxes are not known yet.")
-    if record.status != "done":
-        reason = record.error.message if record.error else "processing failed"
-        raise ApiError(409, "failed", f"The image has no boxes: {reason}")
-    found = _original_bytes(buckets, image_id)
-    if found is None:
-        raise _not_found(image_id)
-    image = decode_image(found[0], settings.image_limits)
-    detections = [
-        Detection(label=d.label, class_id=d.class_id, score=d.score, box_xyxy=d.box)
-        for d in record.detections
-        if d.score >= min_score
-    ]
-    drawn = draw_detections(image, detections, manifest.classes if manifest else None)
-    out = io.BytesIO()
-    drawn.save(out, format="JPEG", quality=90)
-    stem = found[1].rsplit(".", 1)[0]
-    return Response(
-        out.getvalue(),
-        media_type="image/jpeg",
-        headers={
-            "Content-Disposition": _content_disposition(f"{stem}-annotated.jpg", inline=True),
-            "Cache-Control": "private, max-age=60",
-        },
-    )
+def remove_image(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep) -> Response:
+    """Removes the upload, the prepared pixels, the result and the catalog record. Repeating
+    it is harmless: the image is gone, so the answer is then 404."""
+    if not delete_image(buckets, catalog, image_id):
+        raise image_not_found(image_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from support.paths import REPO_ROOT
 
-from detectflow.launcher.emulators import EmulatorUnavailable, free_port, start_detectflow_up
+from detectflow.launcher.processes import EmulatorUnavailable
+from detectflow.launcher.testing import free_port, start_detectflow_up
 
 pytestmark = pytest.mark.browser
 

@@ -76,7 +76,7 @@ def test_files_dropped_into_the_uploads_folder_are_processed_once_complete(
         buckets: Buckets, settings: Settings, samples_dir: Path) -> None:
     name, data = sample_bytes(samples_dir)[0]
     folder = Path(settings.data_dir) / "uploads"
-    with EmbeddedPipeline(buckets, settings, watch_interval=0.5) as pipeline:
+    with EmbeddedPipeline(buckets, settings, settle_seconds=0.5) as pipeline:
         target = folder / "copied in slowly.jpg"
         with open(target, "wb") as handle:  # a slow copy: half now, half later
             handle.write(data[: len(data) // 2])
@@ -107,7 +107,7 @@ def test_restart_after_a_crash_finishes_every_upload_once(
     unfinished = [i for i in ids if image_status(buckets, i)[0] not in ("done", "failed")]
     assert unfinished, "the crash came too late to leave work undone"
 
-    with EmbeddedPipeline(buckets, settings, watch_interval=0.05) as second:
+    with EmbeddedPipeline(buckets, settings, settle_seconds=0.05) as second:
         wait_for(lambda: all(image_status(buckets, i)[0] == "done" for i in ids), 60)
         assert second.wait_idle(30)
     assert sorted(info.key for info in buckets.results.list()) == sorted(f"{i}.json"
@@ -150,7 +150,7 @@ def test_dropped_file_id_is_stable_per_generation(buckets: Buckets, settings: Se
                                                   samples_dir: Path) -> None:
     """A rewritten file is a new image (new generation); an unchanged one is not redone."""
     _, data = sample_bytes(samples_dir)[0]
-    with EmbeddedPipeline(buckets, settings, watch_interval=0.05):
+    with EmbeddedPipeline(buckets, settings, settle_seconds=0.05):
         info = buckets.uploads.put("same-name.jpg", data)
         wait_for(lambda: len(list(buckets.results.list())) == 1)
         time.sleep(0.3)  # several scans: no second result for the same generation

@@ -32,6 +32,7 @@ from support.services import unavailable
 from detectflow.bus import EventBus
 from detectflow.bus.pubsub import make_subscriber
 from detectflow.launcher.embedded import EmbeddedPipeline
+from detectflow.launcher.testing import free_port, free_ports, up_port_flags
 from detectflow.layout import image_id_for_upload, new_image_id, upload_key, work_key
 from detectflow.model import Detector, Manifest
 from detectflow.model.registry import publish_bundle
@@ -109,6 +110,7 @@ def stack(model_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     name = Manifest.read(model_bundle).name
     # Service logs go to pytest's temporary folder, which keeps the last runs for a look.
     config = EmulatorConfig(model_name=name, instances=2, model_check_seconds=0.5,
+                            ports=free_ports(),
                             extra_env={"DETECTFLOW_MAX_IMAGE_BYTES": str(MAX_BYTES)},
                             log_dir=tmp_path_factory.mktemp("emulator-logs"))
     emulators = EmulatorStack(config)
@@ -332,7 +334,6 @@ def _port_open(url: str) -> bool:
 
 def test_up_with_emulators_serves_and_tears_down(model_bundle: Path, samples_dir: Path,
                                                  tmp_path: Path, stack: object) -> None:
-    from detectflow.launcher.emulators import free_port
 
     port = free_port()
     env = {**os.environ, "DETECTFLOW_LOG_LEVEL": "INFO"}
@@ -340,7 +341,8 @@ def test_up_with_emulators_serves_and_tears_down(model_bundle: Path, samples_dir
     env.pop("STORAGE_EMULATOR_HOST", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "detectflow.cli", "up", "--emulators", "--port", str(port),
-         "--model", str(model_bundle)], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+         "--model", str(model_bundle), *up_port_flags(free_ports())], cwd=tmp_path, env=env,
+        stderr=subprocess.PIPE,
         text=True, start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")),

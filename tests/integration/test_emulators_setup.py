@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from detectflow.launcher.emulators import (
-    EmulatorConfig,
-    EmulatorStack,
-    EmulatorUnavailable,
-    ManagedProcess,
-    find_java,
-    live_group_members,
-)
+from detectflow.launcher.emulators import EmulatorConfig, EmulatorStack
+from detectflow.launcher.processes import EmulatorUnavailable, ManagedProcess, live_group_members
+from detectflow.launcher.programs import find_java
+from detectflow.launcher.testing import free_ports
 
 
 def group_alive(pgid: int) -> bool:
@@ -76,7 +72,8 @@ def test_missing_function_source_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_failed_start_leaves_no_process_behind(tmp_path: Path) -> None:
     """The Pub/Sub emulator cannot be ready in 10 ms: start() must stop what it started."""
-    stack = EmulatorStack(EmulatorConfig(start_timeout=0.01, log_dir=tmp_path / "logs"))
+    stack = EmulatorStack(EmulatorConfig(start_timeout=0.01, log_dir=tmp_path / "logs",
+                                         ports=free_ports()))
     spawned: list[int] = []
     original = stack._spawn
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from detectflow.catalog import make_catalog
 from detectflow.imaging import DEFAULT_LIMITS
 from detectflow.launcher.embedded import EmbeddedPipeline
 from detectflow.model.detector import Detector
@@ -33,8 +34,9 @@ def api(tmp_path: Path, bccd_bundle: Path) -> Iterator[TestClient]:
     )
     buckets = make_buckets(settings)
     publish_bundle(buckets.models, bccd_bundle)
-    with EmbeddedPipeline(buckets, settings, watch=False) as pipeline:
-        app = create_app(pipeline.buckets, pipeline.registry.manifest)
+    catalog = make_catalog(settings)
+    with EmbeddedPipeline(buckets, settings, watch=False, catalog=catalog) as pipeline:
+        app = create_app(pipeline.buckets, catalog, pipeline.registry.manifest)
         with TestClient(app) as client:
             yield client
 

@@ -10,155 +10,33 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
+from support.api_app import (
+    CLASSES,
+    DETECTIONS,
+    catalog_of,
+    error_of,
+    jpeg_bytes,
+    make_client,
+    png_declaring,
+    upload,
+    write_result,
+)
 
 from detectflow import layout
-from detectflow.model.manifest import ExportMetrics, InputSpec, Manifest
+from detectflow.model.manifest import Manifest
 from detectflow.records import (
-    BoxDetection,
     ErrorInfo,
-    ImageSize,
-    ModelRef,
-    ResultRecord,
-    SourceObject,
 )
 from detectflow.storage import Buckets
-from frontend import FrontendSettings, create_app
-
-CLASSES = ["RBC", "WBC", "Platelets"]
-
-
-# --- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def buckets(tmp_path: Path) -> Buckets:
-    return Buckets.local(tmp_path / "buckets")
-
-
-@pytest.fixture
-def manifest() -> Manifest:
-    return Manifest(
-        name="bccd",
-        version="7",
-        classes=CLASSES,
-        input=InputSpec(width=320, height=320, dtype="int8"),
-        exports={
-            "int8": ExportMetrics(
-                file="model.tflite",
-                size_bytes=123_456,
-                map50=0.81,
-                map50_95=0.52,
-                per_class_ap50={"RBC": 0.7, "WBC": 0.97},
-            )
-        },
-    )
-
-
-def make_client(
-    buckets: Buckets, manifest: Manifest | None = None, **settings: object
-) -> TestClient:
-    app = create_app(buckets, lambda: manifest, FrontendSettings(**settings))  # type: ignore[arg-type]
-    return TestClient(app, raise_server_exceptions=False)
-
-
-@pytest.fixture
-def client(buckets: Buckets, manifest: Manifest) -> TestClient:
-    return make_client(buckets, manifest)
-
-
-def jpeg_bytes(
-    size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] = (200, 30, 30)
-) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format="JPEG")
-    return out.getvalue()
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims `width`×`height` pixels (a decompression bomb's header)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-        + chunk(b"IEND", b"")
-    )
-
-
-def upload(
-    client: TestClient, *files: tuple[str, bytes], content_type: str = "image/jpeg"
-) -> list[dict[str, str]]:
-    response = client.post(
-        "/api/images", files=[("file", (name, data, content_type)) for name, data in files]
-    )
-    assert response.status_code == 202, response.text
-    images: list[dict[str, str]] = response.json()["images"]
-    return images
-
-
-def write_result(
-    buckets: Buckets,
-    image_id: str,
-    status: str = "done",
-    detections: list[BoxDetection] | None = None,
-    error: ErrorInfo | None = None,
-    filename: str = "cells.jpg",
-    size: tuple[int, int] = (64, 48),
-) -> ResultRecord:
-    """What the infer function writes at the end of the pipeline."""
-    record = ResultRecord(
-        image_id=image_id,
-        status=status,  # type: ignore[arg-type]
-        source=SourceObject(bucket="uploads", name=f"{image_id}/{filename}", filename=filename),
-        image=ImageSize(width=size[0], height=size[1]) if status == "done" else None,
-        detections=detections or [],
-        model=ModelRef(name="bccd", version="7") if status == "done" else None,
-        timings_ms={"preprocess_ms": 2.5, "inference_ms": 6.0} if status == "done" else {},
-        error=error,
-    )
-    buckets.results.put(
-        layout.result_key(image_id), record.model_dump_json().encode(), "application/json"
-    )
-    return record
-
-
-DETECTIONS = [
-    BoxDetection(label="RBC", class_id=0, score=0.55, box=(1.0, 2.0, 20.0, 22.0)),
-    BoxDetection(label="WBC", class_id=1, score=0.93, box=(30.0, 10.0, 60.0, 40.0)),
-    BoxDetection(label="Platelets", class_id=2, score=0.41, box=(5.5, 30.25, 12.0, 40.0)),
-]
-
-
-def error_of(response: object) -> dict[str, object]:
-    """The JSON error body every failure must have."""
-    assert response.headers["content-type"].startswith("application/json")  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
-    assert set(body) == {"error"}
-    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
-    assert isinstance(body["error"]["message"], str) and len(body["error"]["message"]) > 10
-    error: dict[str, object] = body["error"]
-    return error
-
+from frontend import FrontendSettings
 
 # --- health, limits, models -------------------------------------------------------------------
 
@@ -518,17 +396,34 @@ def test_list_default_page_size_and_bad_cursor(buckets: Buckets) -> None:
     for i in range(3):
         upload(client, (f"{i}.jpg", jpeg_bytes()))
     page = client.get("/api/images").json()
-    assert len(page["images"]) == 2 and page["next"] == page["images"][1]["id"]
-    assert client.get("/api/images", params={"before": "../x"}).status_code == 422
+    assert len(page["images"]) == 2 and page["next"]
+    rest = client.get("/api/images", params={"before": page["next"]}).json()
+    assert [i["filename"] for i in rest["images"]] == ["0.jpg"] and rest["next"] is None
+    for bad in ("../x", page["images"][1]["id"], "12-zz", "x" * 65):
+        response = client.get("/api/images", params={"before": bad})
+        assert response.status_code == 422, bad
+        assert error_of(response)["code"] in ("invalid_cursor", "invalid_request")
     assert client.get("/api/images", params={"limit": 0}).status_code == 422
 
 
-def test_file_dropped_into_the_bucket_is_listed(client: TestClient, buckets: Buckets) -> None:
+def test_file_dropped_into_the_bucket_is_listed_once_reconcile_has_seen_it(
+    client: TestClient, buckets: Buckets
+) -> None:
+    """Listing reads the catalog, never the bucket: a file copied into the bucket appears when
+    the pipeline (its event) or reconcile (a lost event) catalogues it."""
+    from detectflow.pipeline.reconcile import Reconciler
+
     buckets.uploads.put("scan 1.jpg", jpeg_bytes(), "image/jpeg")
+    assert client.get("/api/images").json()["images"] == []
+    driven: list[str] = []
+    report = Reconciler(buckets, catalog_of(buckets), lambda obj: driven.append(obj.name)).full(
+        older_than=0)
+    assert driven == ["scan 1.jpg"] and len(report.catalogued) == 1
     (item,) = client.get("/api/images").json()["images"]
     assert item["filename"] == "scan 1.jpg"
     assert item["status"] == "queued"
     assert layout.is_image_id(item["id"])
+    assert client.get(item["url"]).json()["status"] == "queued"
 
 
 # --- pictures ---------------------------------------------------------------------------------
