@@ -186,7 +186,7 @@ def _run(
 
 
 def _prepare_counted(task: _Task, bar: tqdm) -> _Prepared:
-    result = prepare_image(task)
+    result = letterbox_item(task)
     bar.update()
     return result
 
@@ -217,10 +217,10 @@ def _run_pool(tasks: list[_Task], workers: int, bar: tqdm) -> tuple[list[_Prepar
 
 
 def prepare_chunk(tasks: list[_Task]) -> list[_Prepared]:
-    return [prepare_image(task) for task in tasks]
+    return [letterbox_item(task) for task in tasks]
 
 
-def prepare_image(task: _Task) -> _Prepared:
+def letterbox_item(task: _Task) -> _Prepared:
     """Decode, orient and letterbox one image; map its boxes. Runs in a worker process."""
     try:
         image = decode_image(Path(task.image_path).read_bytes())

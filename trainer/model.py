@@ -142,15 +142,3 @@ def build_detector(
     ltrb = layers.ReLU(name="ltrb", dtype="float32")(box)
     outputs = [heatmap, ltrb] if list_outputs else {"heatmap": heatmap, "ltrb": ltrb}
     return keras.Model(inputs, outputs, name="detectflow_centernet")
-
-
-def copy_weights_by_name(source: Any, target: Any) -> int:
-    """Copy weights layer by layer (matched by name); returns how many layers were copied."""
-    by_name = {layer.name: layer for layer in source.layers}
-    copied = 0
-    for layer in target.layers:
-        weights = by_name[layer.name].get_weights() if layer.name in by_name else []
-        if weights:
-            layer.set_weights(weights)
-            copied += 1
-    return copied

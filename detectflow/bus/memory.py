@@ -159,10 +159,6 @@ class InProcessBus:
                 self._idle.wait(left)
         return True
 
-    @property
-    def outstanding(self) -> int:
-        return self._outstanding
-
     def close(self) -> None:
         """Stop the workers; messages not yet handled are dropped (the buckets keep the truth)."""
         self.closed = True

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import weakref
 
 from detectflow.bus import EventBus
 from detectflow.catalog import Catalog
 from detectflow.imaging import ImageError, ImageLimits
-from detectflow.model.detector import Detector
 from detectflow.model.registry import ModelRegistry
 from detectflow.pipeline.events import PreparedNotice
 from detectflow.pipeline.outcomes import (
@@ -45,11 +42,6 @@ class Inferrer:
         self.registry = registry
         self.results_topic = results_topic
         self.limits = limits
-        # Detector serializes its interpreter itself; these locks (one per Detector) also
-        # keep its per-call `last_timings` ours until we have read them.
-        self._timing_locks: weakref.WeakKeyDictionary[Detector, threading.Lock] = (
-            weakref.WeakKeyDictionary())
-        self._locks_lock = threading.Lock()
 
     def handle(self, notice: PreparedNotice) -> Outcome:
         """Idempotent: the result is written once (`if_absent`). The happy path does not ask
@@ -76,9 +68,10 @@ class Inferrer:
         pixels, placement = fit_to_input(prepared.pixels, prepared.placement,
                                          detector.input_size)
         load_ms = (time.perf_counter() - load_start) * 1e3
-        with self._timing_lock(detector):
-            detections = detector.detect_prepared(pixels, placement)
-            stage = detector.last_timings.to_dict()
+        # The Detector serializes its interpreter; decoding runs in parallel, and
+        # `last_timings` is per thread, so what we read is this call's.
+        detections = detector.detect_prepared(pixels, placement)
+        stage = detector.last_timings.to_dict()
         now = time.time()
         timings = {**notice.timings_ms, **prepared.timings_ms, "load_work_ms": round(load_ms, 3),
                    "inference_ms": stage["inference_ms"],
@@ -95,10 +88,6 @@ class Inferrer:
             timings_ms=timings,
         )
         return self._finish(record)
-
-    def _timing_lock(self, detector: Detector) -> threading.Lock:
-        with self._locks_lock:
-            return self._timing_locks.setdefault(detector, threading.Lock())
 
     def _load_prepared(self, notice: PreparedNotice, input_size: tuple[int, int]
                        ) -> PreparedImage:

@@ -49,7 +49,7 @@ def test_second_build_is_a_cache_hit_and_decodes_nothing(
 ) -> None:
     items = load_voc(voc_root).split("train")
     first = build_cache(items, INPUT, tmp_path, workers=1, progress=False)
-    monkeypatch.setattr(cache_module, "prepare_image", _no_work)
+    monkeypatch.setattr(cache_module, "letterbox_item", _no_work)
 
     with caplog.at_level(logging.INFO, logger="trainer.cache"):
         second = build_cache(items, INPUT, tmp_path, workers=1, progress=False)
