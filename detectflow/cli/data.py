@@ -1,4 +1,4 @@
-"""`detectflow data`: what a Pascal VOC dataset holds, and what is wrong with it."""
+"""`detectflow data`: what a dataset (VOC, COCO or YOLO) holds, and what is wrong with it."""
 
 from __future__ import annotations
 
@@ -10,31 +10,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from detectflow.datasets.voc import Annotation, VocDataset
+    from detectflow.datasets import Annotation, Dataset
 
-HELP = "summarize a VOC dataset: splits, classes, box sizes, annotation problems"
+HELP = "summarize a dataset (VOC, COCO, YOLO): splits, classes, box sizes, annotation problems"
 DESCRIPTION = """\
-Read a Pascal VOC dataset the way `detectflow train` will and summarize it: layout, where the
+Read a dataset the way `detectflow train` will and summarize it: format and layout, where the
 splits come from, images and boxes per split and per class, box sizes (to choose an input
 size: objects much smaller than ~8 px at the model input are hard to find), image sizes, and
 every annotation defect with what was done about it (fixed, clipped or skipped).
 
-Layouts: Annotations/ + JPEGImages/ (+ ImageSets/Main/<split>.txt), or annotations/ + images/.
-Without split files: sorted file names, index % 5 == 0 -> test, == 1 -> val, else train.
+Formats (found from the files):
+  Pascal VOC  Annotations/ + JPEGImages/ (+ ImageSets/Main/<split>.txt), or
+              annotations/*.xml + images/
+  COCO        annotations/instances_<split>.json + images/ or <split>/ (CVAT, COCO),
+              <split>/_annotations.coco.json (Roboflow), or one .json file (Label Studio)
+  YOLO        data.yaml (path, train/val/test, names) + images/<split>/ + labels/<split>/
+Without named splits: sorted names, index % 5 == 0 -> test, == 1 -> val, else train.
 
 exit status: 0 read (defects are reported, not fatal), 2 not a dataset.
 
 examples:
   detectflow data --data ../shared/data/bccd
   detectflow data --data ../shared/data/raccoon --json | jq .issues.counts
+  detectflow data --data exports/cvat_coco/annotations/instances_default.json
 """
-
-SUMMARY_SPLITS = ("train", "val", "trainval", "test", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, metavar="DIR",
-                        help="dataset folder")
+    parser.add_argument("--data", required=True, type=Path, metavar="PATH",
+                        help="dataset folder, or a COCO .json / YOLO .yaml file")
     parser.add_argument("--classes", nargs="+", metavar="NAME",
                         help="class list, in order (default: every name found, sorted); "
                         "boxes of other classes are reported and skipped")
@@ -42,10 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detectflow.datasets.voc import DatasetError, load_voc
+    from detectflow.datasets import DatasetError, load_dataset
 
     try:
-        dataset = load_voc(args.data, classes=args.classes)
+        dataset = load_dataset(args.data, classes=args.classes)
     except DatasetError as err:
         sys.stderr.write(f"detectflow data: error: {err}\n")
         return 2
@@ -57,17 +61,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(dataset: VocDataset) -> dict[str, Any]:
+def summarize(dataset: Dataset) -> dict[str, Any]:
     """Everything `detectflow data` shows, as JSON-able data."""
-    from detectflow.datasets.voc import issue_counts
+    from detectflow.datasets import SPLITS, issue_counts
 
     return {
         "root": str(dataset.root),
+        "format": dataset.format,
         "layout": dataset.layout,
         "split_source": dataset.split_source,
         "classes": dataset.classes,
         "splits": {name: _split_summary(dataset.split(name), dataset.classes)
-                   for name in SUMMARY_SPLITS},
+                   for name in SPLITS},
         "box_sizes_px": _box_sizes(dataset.split("all"), dataset.classes),
         "image_sizes": _image_sizes(dataset.split("all")),
         "issues": {
@@ -132,12 +137,12 @@ def _image_sizes(items: list[Annotation]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def format_summary(summary: dict[str, Any], dataset: VocDataset) -> str:
-    from detectflow.datasets.voc import format_issue_report
+def format_summary(summary: dict[str, Any], dataset: Dataset) -> str:
+    from detectflow.datasets import format_issue_report
 
     classes = summary["classes"]
     lines = [
-        f"Dataset {summary['root']}  (layout: {summary['layout']}; "
+        f"Dataset {summary['root']}  (format: {summary['format']}, layout: {summary['layout']}; "
         f"splits: {summary['split_source']})",
         f"Classes ({len(classes)}): {', '.join(classes)}",
         "",

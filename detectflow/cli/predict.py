@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from detectflow.datasets.writers import LabelWriter
     from detectflow.detection import Detection
     from detectflow.model import Detector
 
@@ -32,6 +33,14 @@ output:
     "box": [x_min, y_min, x_max, y_max]}], "timings": {...ms}}, ...]
   and {"image", "error": {"code", "message"}} for a file that failed.
   --save-dir writes a copy of each image with its boxes drawn.
+  --save-labels DIR writes the images and their boxes as a dataset in --format voc, coco or
+  yolo (COCO: annotations/instances_default.json + images/; VOC: Annotations/ + JPEGImages/;
+  YOLO: data.yaml + images/train/ + labels/train/): import it into CVAT or Label Studio,
+  correct the boxes, and train on the result (`detectflow train --data DIR`).
+
+The default score threshold is the bundle's serving threshold (manifest
+decoding.score_threshold): for bundles from `detectflow export`, the F1-optimal threshold on
+their validation split.
 
 exit status: 0 all images ran, 1 some failed, 2 the model could not be loaded.
 
@@ -39,6 +48,7 @@ examples:
   detectflow predict --model models/bccd blood.jpg
   detectflow predict --model models/bccd photos/ --save-dir out/ --score-threshold 0.4
   detectflow predict --model models/bccd *.jpg --json | jq '.[].detections | length'
+  detectflow predict --model models/bccd photos/ --save-labels prelabels/ --format coco
 """
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
@@ -51,10 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model bundle folder (with manifest.json)")
     parser.add_argument("--model-file", metavar="FILE",
                         help="another export in the bundle (default: the manifest's)")
+    from detectflow.datasets.writers import LABEL_FORMATS
+
     parser.add_argument("--score-threshold", type=float,
-                        help="minimum score (default: the bundle's, usually 0.3)")
+                        help="minimum score (default: the bundle's serving threshold, "
+                        "calibrated on its validation split)")
     parser.add_argument("--save-dir", type=Path, metavar="DIR",
                         help="write annotated copies of the images here")
+    parser.add_argument("--save-labels", type=Path, metavar="DIR",
+                        help="write the images and their detections as a labelled dataset "
+                        "here (pre-annotation for CVAT / Label Studio)")
+    parser.add_argument("--format", choices=LABEL_FORMATS, default="coco",
+                        help="label format of --save-labels (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
                         help="LiteRT interpreter threads (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print only JSON on stdout")
@@ -98,16 +116,38 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.model}: {err}\n")
         return 2
     writer = AnnotatedWriter(args.save_dir, detector.classes) if args.save_dir else None
+    labels = _label_writer(args, detector.classes)
     results = []
     for path, problem in _expand(args.inputs):
         result = (ImageResult(path, error_code="not_found", error=problem) if problem
                   else predict_file(detector, path, args.score_threshold, writer))
+        if labels is not None and result.error is None:
+            _add_labels(labels, result)
         results.append(result)
         if not args.json:
             _print_human(result)
+    if labels is not None:
+        out = labels.close()
+        log.info("labels written", extra={"folder": str(out), "format": args.format})
     if args.json:
         sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     return 1 if any(r.error for r in results) else 0
+
+
+def _label_writer(args: argparse.Namespace, classes: list[str]) -> LabelWriter | None:
+    if args.save_labels is None:
+        return None
+    from detectflow.datasets.writers import LabelWriter
+
+    return LabelWriter(args.save_labels, args.format, classes)
+
+
+def _add_labels(labels: LabelWriter, result: ImageResult) -> None:
+    """The detections of one image, as labels (boxes `xyxy` pixels of the upright image)."""
+    detections = result.detections
+    labels.add(result.image, result.width, result.height,
+               [d.box_xyxy for d in detections], [d.class_id for d in detections],
+               [d.score for d in detections])
 
 
 def _expand(inputs: list[Path]) -> Iterator[tuple[Path, str | None]]:

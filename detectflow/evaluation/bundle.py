@@ -5,7 +5,8 @@ on any bundle: both score the very code path that serves the model (decode, lett
 quantize, LiteRT, numpy decoding), not the Keras model.
 
 The items' `class_ids` must index the detector's class list: load the dataset with
-`load_voc(root, classes=detector.classes)`.
+`load_dataset(root, classes=detector.classes)`. Detections are kept from
+`metrics.EVAL_SCORE_THRESHOLD` up, the one cut-off every evaluation uses.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from typing import Protocol
 
 from tqdm import tqdm
 
-from detectflow.datasets.voc import Annotation
+from detectflow.datasets.dataset import Annotation
 from detectflow.detection import Detection
-from detectflow.evaluation.metrics import EvalReport, GroundTruth, Predictions, evaluate_detections
+from detectflow.evaluation.metrics import (
+    EVAL_SCORE_THRESHOLD,
+    EvalReport,
+    GroundTruth,
+    Predictions,
+    evaluate_detections,
+)
 from detectflow.imaging import ImageError
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SCORE_THRESHOLD = 0.001  # low, as mAP needs the whole precision/recall curve
 
 
 class _Timings(Protocol):
@@ -59,6 +64,10 @@ class DetectorRun:
     postprocess_ms: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
+    def report(self, classes: Sequence[str]) -> EvalReport:
+        """mAP and friends of this run (see `metrics`)."""
+        return evaluate_detections(self.ground_truths, self.predictions, classes)
+
     def median_ms(self) -> dict[str, float]:
         stages = {"preprocess": self.preprocess_ms, "inference": self.inference_ms,
                   "postprocess": self.postprocess_ms}
@@ -68,7 +77,7 @@ class DetectorRun:
 def run_detector(
     detector: SupportsDetect,
     items: Sequence[Annotation],
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    score_threshold: float = EVAL_SCORE_THRESHOLD,
     progress: bool = True,
 ) -> DetectorRun:
     """Detect on every item's image. An image that fails to decode counts as found nothing."""
@@ -96,12 +105,12 @@ def run_detector(
 def evaluate_bundle(
     detector: SupportsDetect,
     items: Sequence[Annotation],
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    score_threshold: float = EVAL_SCORE_THRESHOLD,
     progress: bool = True,
 ) -> EvalReport:
     """VOC mAP@0.5 and COCO mAP@[.5:.95] of `detector` on `items` (see `metrics`)."""
     run = run_detector(detector, items, score_threshold, progress)
-    return evaluate_detections(run.ground_truths, run.predictions, detector.classes)
+    return run.report(detector.classes)
 
 
 def _check_class_ids(items: Sequence[Annotation], classes: Sequence[str]) -> None:

@@ -1,4 +1,5 @@
-"""PNG plots for evaluation and training: PR curves per class, loss and mAP per epoch.
+"""PNG plots for evaluation and training: PR and F1 curves per class, the confusion matrix,
+loss and mAP per epoch. (The grid of images with their boxes is `gallery`.)
 
 matplotlib is imported inside the functions (it is a trainer dependency, and slow to import),
 and used through `Figure` directly: no pyplot, no global backend switch, safe in threads.
@@ -12,7 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from detectflow.evaluation.confusion import ConfusionMatrix
 from detectflow.evaluation.metrics import EvalReport
+from detectflow.evaluation.thresholds import GRID, Calibration, F1Curves
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -61,6 +64,65 @@ def plot_pr_curves(report: EvalReport, path: str | Path) -> Path:
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="lower left")
     return _save(figure, path)
+
+
+def plot_f1_curves(
+    report: EvalReport, calibration: Calibration | None, path: str | Path, split: str = ""
+) -> Path:
+    """F1 against score threshold per class and their mean, the chosen threshold marked."""
+    figure, (axes,) = _new_figure(7.0, 5.5)
+    curves = []
+    for metrics in report.per_class:
+        if metrics.n_instances == 0:
+            continue
+        pr = report.pr_curves[metrics.name]
+        curve = F1Curves.from_ranked(pr.recall, pr.precision, pr.scores)
+        curves.append(curve)
+        best = "" if metrics.best_threshold is None else f"  best {metrics.best_threshold:.2f}"
+        axes.plot(GRID, curve.f1, linewidth=1.0, label=f"{metrics.name}{best}")
+    if curves:
+        axes.plot(GRID, np.mean([c.f1 for c in curves], axis=0), color="black", linewidth=2.5,
+                  label="all classes")
+    if calibration is not None:
+        axes.axvline(calibration.score_threshold, color="black", linestyle="--", linewidth=1)
+        axes.set_title(f"F1 against score threshold{_on(split)}: best "
+                       f"{calibration.overall.f1:.2f} at {calibration.score_threshold:.3f}")
+    else:
+        axes.set_title(f"F1 against score threshold{_on(split)}")
+    axes.set_xlabel("score threshold")
+    axes.set_ylabel("F1 (IoU 0.5)")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.05)  # a class with F1 1.0 stays visible above the top edge
+    axes.grid(alpha=0.3)
+    if curves:
+        axes.legend(loc="upper right")
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(matrix: ConfusionMatrix, path: str | Path, split: str = "") -> Path:
+    """Cells coloured by the share of each true class (column), with the counts written in."""
+    size = 2.0 + 0.9 * len(matrix.labels)
+    figure, (axes,) = _new_figure(size + 1.5, size)
+    shares = matrix.column_normalized()
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
+    ticks = np.arange(len(matrix.labels))
+    axes.set_xticks(ticks, matrix.labels, rotation=45, ha="right")
+    axes.set_yticks(ticks, matrix.labels)
+    axes.set_xlabel("true")
+    axes.set_ylabel("predicted")
+    for row, col in np.ndindex(*matrix.matrix.shape):
+        count = int(matrix.matrix[row, col])
+        if count:
+            axes.text(col, row, str(count), ha="center", va="center", fontsize=9,
+                      color="white" if shares[row, col] > 0.5 else "black")
+    axes.set_title(f"Confusion matrix{_on(split)}, score >= {matrix.score_threshold:.3f}, "
+                   f"IoU > {matrix.iou_threshold:g}")
+    return _save(figure, path)
+
+
+def _on(split: str) -> str:
+    return f" ({split})" if split else ""
 
 
 def plot_training_curves(

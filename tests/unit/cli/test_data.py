@@ -60,4 +60,25 @@ def test_a_folder_that_is_not_a_dataset_exits_2_with_a_clear_message(tmp_path: P
     result = _data("--data", tmp_path)
 
     assert result.returncode == 2
-    assert "not a Pascal VOC dataset" in result.stderr and "Traceback" not in result.stderr
+    assert "is not a dataset detectflow reads" in result.stderr
+    for expected in ("Pascal VOC", "YOLO (data.yaml", "COCO (annotations/instances_"):
+        assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_coco_and_yolo_summaries_match_the_voc_one(tmp_path: Path) -> None:
+    from support.synthetic import voc_to_coco, voc_to_yolo
+
+    voc = make_voc_dataset(tmp_path / "voc", n_images=10)
+    summaries = {}
+    for name, path in (("voc", voc), ("coco", voc_to_coco(voc, tmp_path / "coco")),
+                       ("yolo", voc_to_yolo(voc, tmp_path / "yolo"))):
+        result = _data("--data", path, "--json")
+        assert result.returncode == 0, result.stderr
+        summaries[name] = json.loads(result.stdout)
+
+    assert [s["format"] for s in summaries.values()] == ["voc", "coco", "yolo"]
+    for name in ("coco", "yolo"):
+        assert summaries[name]["splits"] == summaries["voc"]["splits"], name
+        assert summaries[name]["image_sizes"] == summaries["voc"]["image_sizes"]
+        assert summaries[name]["issues"]["counts"] == {}

@@ -35,7 +35,10 @@ def test_voc_ap_matches_the_hand_computed_all_point_value() -> None:
     # COCO AP@.5 reads the same envelope at 101 recall points: 34 at 1.0, 67 at 0.6.
     assert report.map50_coco == pytest.approx((34 + 67 * 0.6) / 101)
     cls = report.per_class[0]
-    assert (cls.precision, cls.recall, cls.best_threshold) == pytest.approx((0.6, 1.0, 0.5))
+    # F1 is best (.75) from the lowest true positive's score 0.5 down; smoothed over a 0.1
+    # window, that plateau ends half a window lower, and the highest threshold on it wins.
+    assert (cls.precision, cls.recall, cls.f1) == pytest.approx((0.6, 1.0, 0.75))
+    assert cls.best_threshold == pytest.approx(0.45)
     assert cls.n_instances == 3 and cls.n_images == 2
     curve = report.pr_curves["cell"]
     np.testing.assert_allclose(curve.recall, [1 / 3, 1 / 3, 1 / 3, 2 / 3, 1])
@@ -127,7 +130,7 @@ def _random_dataset(
         crowded = image == 3  # 130 confident false positives bury its true detections
         n_gt = int(rng.integers(2 if crowded else 0, 9))
         xy = rng.uniform(0, 300, size=(n_gt, 2))
-        wh = rng.uniform(4, 90, size=(n_gt, 2))
+        wh = rng.uniform(4, 150, size=(n_gt, 2))  # small, medium and large (COCO areas)
         gt_boxes = np.concatenate([xy, xy + wh], axis=1)
         gt_classes = np.zeros(n_gt, np.int64) if crowded else rng.integers(0, n_classes - 1, n_gt)
         gts.append(GroundTruth(gt_boxes, gt_classes))
@@ -152,7 +155,8 @@ def _random_dataset(
 
 def _pycocotools_eval(
     gts: list[GroundTruth], preds: list[Predictions], n_classes: int
-) -> tuple[np.ndarray, list[float | None]]:
+) -> tuple[np.ndarray, list[list[float | None]]]:
+    """COCO stats, and per class the AP over areas all, small, medium, large (None: no GT)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -183,11 +187,11 @@ def _pycocotools_eval(
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # T, R, K at area all, 100 dets
-    per_class: list[float | None] = []
+    precision = evaluator.eval["precision"][:, :, :, :, -1]  # T, R, K, A at 100 dets
+    per_class: list[list[float | None]] = []
     for k in range(n_classes):
-        values = precision[:, :, k]
-        per_class.append(float(values[values > -1].mean()) if (values > -1).any() else None)
+        areas = [precision[:, :, k, a] for a in range(4)]
+        per_class.append([float(v[v > -1].mean()) if (v > -1).any() else None for v in areas])
     return evaluator.stats, per_class
 
 
@@ -205,7 +209,13 @@ def test_coco_map_agrees_with_pycocotools(seed: int) -> None:
     assert report.map50_95 == pytest.approx(stats[0], abs=1e-3)
     assert report.map50_coco == pytest.approx(stats[1], abs=1e-3)
     assert report.map75 == pytest.approx(stats[2], abs=1e-3)
+    by_size = report.by_size()
+    for size, stat in zip(("small", "medium", "large"), stats[3:6], strict=True):
+        assert by_size[size].n_instances > 0
+        assert by_size[size].ap50_95 == pytest.approx(stat, abs=1e-3), size
     for ours, theirs in zip(report.per_class, per_class, strict=True):
-        assert (ours.ap50_95 is None) == (theirs is None)
-        if theirs is not None:
-            assert ours.ap50_95 == pytest.approx(theirs, abs=1e-3)
+        by_class_size = [ours.by_size[size].ap50_95 for size in ("small", "medium", "large")]
+        for mine, reference in zip([ours.ap50_95, *by_class_size], theirs, strict=True):
+            assert (mine is None) == (reference is None)
+            if reference is not None:
+                assert mine == pytest.approx(reference, abs=1e-3)

@@ -88,3 +88,67 @@ def test_training_curves_place_sparse_validation_at_its_epochs(tmp_path: Path) -
     x, y = map_axes.get_lines()[0].get_data()
     assert list(x) == [2.0, 4.0] and list(y) == [0.5, 0.7]
     assert [line.get_label() for line in loss_axes.get_lines()] == ["heatmap_loss"]
+
+
+# --- F1 curves, confusion matrix, prediction grid ---------------------------------------------
+
+
+def test_f1_curves_png_marks_the_calibrated_threshold(tmp_path: Path) -> None:
+    from detectflow.evaluation.plots import plot_f1_curves
+    from detectflow.evaluation.thresholds import calibrate
+
+    report = _report()
+
+    out = plot_f1_curves(report, calibrate(report), tmp_path / "f1.png", split="val")
+
+    with Image.open(out) as img:
+        assert img.size == (700, 550)
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    # the mean curve and the threshold line are black; the class curves in their colours
+    assert (rgb.sum(axis=2) < 40).sum() > 500
+    bluish = (rgb[:, :, 2] - rgb[:, :, 0] > 80) & (rgb[:, :, 1] < 200)
+    assert bluish.sum() > 300  # the 'cell' curve at F1 1.0 up to its score 0.9
+
+
+def test_confusion_matrix_png_shades_each_true_class_column(tmp_path: Path) -> None:
+    from detectflow.evaluation.confusion import confusion_matrix
+    from detectflow.evaluation.plots import plot_confusion_matrix
+
+    gts = [GroundTruth([[0, 0, 10, 10], [20, 20, 40, 40]], [0, 1])]
+    preds = [Predictions([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8], [0, 1])]
+    matrix = confusion_matrix(gts, preds, ["cell", "other"], score_threshold=0.5)
+
+    out = plot_confusion_matrix(matrix, tmp_path / "cm.png", split="test")
+
+    with Image.open(out) as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    # full columns (share 1.0) take the darkest "Blues" colour, (8, 48, 107)
+    assert (np.abs(rgb - (8, 48, 107)).sum(axis=2) < 10).sum() > 1000
+
+
+def test_prediction_grid_puts_the_image_with_errors_first(tmp_path: Path) -> None:
+    from support.synthetic import make_voc_dataset
+
+    from detectflow.datasets import load_dataset
+    from detectflow.evaluation.gallery import COLUMNS, HEADER_PX, TILE_PX, prediction_grid
+
+    dataset = load_dataset(make_voc_dataset(tmp_path / "voc", n_images=6))
+    items = dataset.split("all")
+    preds = [Predictions(a.boxes_xyxy, np.full(len(a), 0.9), a.class_ids) for a in items]
+    worst = items[4]
+    preds[4] = Predictions(worst.boxes_xyxy[1:], np.full(len(worst) - 1, 0.9),
+                           worst.class_ids[1:])  # misses one box
+
+    out = prediction_grid(items, preds, dataset.classes, 0.5, tmp_path / "grid.png")
+
+    with Image.open(out) as img:
+        # 160x120 images: 320x240 tiles, 4 a row
+        assert img.size == (COLUMNS * TILE_PX, HEADER_PX + 2 * (240 + 18))
+        grid = np.asarray(img.convert("RGB")).astype(int)
+    with Image.open(worst.image_path) as source:
+        scale = TILE_PX / source.width
+        expected = np.asarray(source.convert("RGB").resize(
+            (TILE_PX, round(source.height * scale)))).astype(int)
+    first_tile = grid[HEADER_PX:HEADER_PX + expected.shape[0], :TILE_PX]
+    # the same picture (boxes drawn over a few percent of it)
+    assert np.median(np.abs(first_tile - expected)) < 8
