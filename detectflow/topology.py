@@ -2,8 +2,9 @@
 
 The local emulator setup (`detectflow/launcher/emulators.py`) creates exactly this, and the
 Terraform variables for Google Cloud are generated from `Topology.to_dict()` (see infra/), so
-local and cloud cannot drift. Names here are logical; on Google Cloud the bucket names get a prefix
-(bucket names are global), the topic and subscription names are used as they are.
+local and cloud cannot drift. Names here are logical and all start with `name_prefix`; on Google
+Cloud a deployment replaces that prefix with its own (Terraform's `name_prefix`, so two deployments
+can share a project), and bucket names also get a project prefix (bucket names are global).
 
     uploads bucket --(OBJECT_FINALIZE notification)--> uploads topic
         --(push subscription "preprocess")--> preprocess_image  --> work bucket
@@ -22,6 +23,11 @@ from typing import Any, Literal
 BucketRole = Literal["uploads", "work", "results", "models"]
 TopicRole = Literal["uploads", "prepared", "results", "dead_letter"]
 Profile = Literal["cloud", "local"]
+
+
+# Every logical bucket, topic and subscription name below starts with "<NAME_PREFIX>-"
+# (Terraform checks it, and swaps in a deployment's own prefix).
+NAME_PREFIX = "detectflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,8 @@ class Topology:
     subscriptions: tuple[SubscriptionSpec, ...]
     functions: tuple[FunctionSpec, ...]
     notes: dict[str, str] = field(default_factory=dict)
+    # Every bucket, topic and subscription name starts with "<name_prefix>-".
+    name_prefix: str = NAME_PREFIX
 
     def bucket(self, role: BucketRole) -> BucketSpec:
         return next(b for b in self.buckets if b.role == role)
@@ -172,8 +180,10 @@ def default_topology(profile: Profile = "cloud") -> Topology:
             publishes=("results",), memory_mb=1024, timeout_seconds=120,
         ),
         FunctionSpec(
+            # writes work: once its record is written it deletes the work object and the
+            # failure note (detectflow/pipeline/outcomes.py), like infer does.
             name="dead-letter", source="functions/preprocess", target="record_dead_letter",
-            reads=("uploads", "work", "results"), writes=("results",),
+            reads=("uploads", "work", "results"), writes=("results", "work"),
             publishes=("results",), memory_mb=256, max_instances=2,
         ),
     )

@@ -4,7 +4,7 @@ The pipeline's topology (buckets, topics, subscriptions, functions, retry and de
 settings) is described once, in `detectflow/topology.py`; the local emulator setup creates it
 from there, and Terraform reads it from this generated file (Terraform loads `*.auto.tfvars.json`
 by itself). The file is committed so that `terraform plan` needs no Python, and
-tests/test_infra.py fails when it is stale, so local and cloud cannot drift.
+tests/project/test_infra.py fails when it is stale, so local and cloud cannot drift.
 
     python infra/topology_tfvars.py           # regenerate after changing detectflow/topology.py
     python infra/topology_tfvars.py --check   # exit 1 (and say why) when the file is stale

@@ -35,15 +35,19 @@ resource "google_service_account" "function" {
   for_each = local.functions
 
   project      = var.project_id
-  account_id   = "${var.name_prefix}-fn-${each.key}"
+  account_id   = local.function_accounts[each.key]
   display_name = "detectflow function: ${each.key}"
+
+  depends_on = [time_sleep.apis_settle]
 }
 
 # Cloud Build builds the function containers as this account, not the default compute one.
 resource "google_service_account" "build" {
   project      = var.project_id
-  account_id   = "${var.name_prefix}-build"
+  account_id   = local.names.build_account
   display_name = "detectflow: builds the function containers"
+
+  depends_on = [time_sleep.apis_settle]
 }
 
 resource "google_project_iam_member" "build" {
@@ -63,10 +67,50 @@ resource "google_storage_bucket_iam_member" "build_reads_sources" {
   member = "serviceAccount:${google_service_account.build.email}"
 }
 
+# A 2nd gen build does not read our bucket: Cloud Functions first copies the source into its own
+# gcf-v2-sources-<project number>-<region> bucket, and the build fetches it from there. Without
+# read on that bucket every build fails with "Access to bucket gcf-v2-sources-... denied. You
+# must grant Storage Object Viewer permission to <build account>"
+# (terraform-provider-google#20571). The bucket appears only with the first function, so no
+# bucket-level grant can exist before it; the provider's `cloudfunctions2_basic_builder` example
+# grants storage at project level. This is that grant, narrowed by an IAM condition to that one
+# bucket and its objects (resource names projects/_/buckets/<bucket>[/objects/<object>]).
+resource "google_project_iam_member" "build_reads_gcf_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "gcf-v2-sources only"
+    description = "The bucket Cloud Functions (2nd gen) copies function sources into for the build."
+    expression  = "resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/\")"
+  }
+}
+
+locals {
+  gcf_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+}
+
+# "builder permissions need to stabilize before it can pull the source zip": the
+# `cloudfunctions2_basic_builder` example waits 60 s between the build account's grants and the
+# function. Waits again whenever the build account is replaced.
+resource "time_sleep" "build_grants_settle" {
+  create_duration = "60s"
+  triggers = {
+    build_account = google_service_account.build.email
+  }
+
+  depends_on = [
+    google_project_iam_member.build,
+    google_project_iam_member.build_reads_gcf_sources,
+    google_storage_bucket_iam_member.build_reads_sources,
+  ]
+}
+
 resource "google_cloudfunctions2_function" "function" {
   for_each = local.functions
 
-  name        = "${var.name_prefix}-${each.key}"
+  name        = local.function_names[each.key]
   project     = var.project_id
   location    = var.region
   description = "detectflow ${each.key}: ${each.value.target} from ${each.value.source}"
@@ -103,11 +147,7 @@ resource "google_cloudfunctions2_function" "function" {
     environment_variables          = local.pipeline_env
   }
 
-  depends_on = [
-    google_project_service.enabled,
-    google_project_iam_member.build,
-    google_storage_bucket_iam_member.build_reads_sources,
-  ]
+  depends_on = [time_sleep.apis_settle, time_sleep.build_grants_settle]
 }
 
 # --- least privilege, from each function's reads / writes / publishes in the topology --------

@@ -48,3 +48,28 @@ output "env" {
   description = "The DETECTFLOW_* environment of the deployed processes: export it to point `detectflow` at this deployment."
   value       = local.pipeline_env
 }
+
+output "catalog" {
+  description = "The image catalog: Firestore database, collection, the fields the queries use, the composite indexes (catalog_schema.tf)."
+  value = {
+    database   = google_firestore_database.catalog.name
+    collection = local.catalog.collection
+    fields     = local.catalog.fields
+    indexes    = { for name, index in google_firestore_index.catalog : name => index.name }
+  }
+}
+
+output "api_key_secret" {
+  description = "Secret Manager secret that holds the public web app's API key (empty unless frontend_public)."
+  value       = local.frontend_api_key ? google_secret_manager_secret.api_key[0].secret_id : ""
+}
+
+output "reconcile_job" {
+  description = "Cloud Run job of the periodic reconcile pass (empty without frontend_image); run it now with `gcloud run jobs execute`."
+  value       = local.deploy_reconcile ? google_cloud_run_v2_job.reconcile[0].name : ""
+}
+
+output "reconcile_schedule" {
+  description = "Cloud Scheduler job that starts the reconcile job (empty without frontend_image)."
+  value       = local.deploy_reconcile ? google_cloud_scheduler_job.reconcile[0].name : ""
+}

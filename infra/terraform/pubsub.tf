@@ -6,10 +6,6 @@
 # CloudEvents). An Eventarc trigger creates its own subscription, whose dead-letter policy
 # would have to be patched outside Terraform.
 
-data "google_project" "this" {
-  project_id = var.project_id
-}
-
 locals {
   # Google's Pub/Sub service agent: it forwards dead letters and mints push tokens.
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -19,19 +15,21 @@ resource "google_pubsub_topic" "topic" {
   #checkov:skip=CKV_GCP_83:Messages are references (bucket/object names, ids), encrypted at rest with Google-managed keys; add kms_key_name where an organisation policy requires CMEK.
   for_each = local.topics
 
-  name                       = each.value.name
+  name                       = local.topic_names[each.key]
   project                    = var.project_id
   labels                     = merge(var.labels, { role = each.key })
-  message_retention_duration = "${each.value.message_retention_seconds}s"
+  message_retention_duration = local.topic_retention[each.key] # null: no topic-level retention
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.apis_settle]
 }
 
 # Pub/Sub signs each push with an OIDC token of this account; only it may invoke the functions.
 resource "google_service_account" "push" {
   project      = var.project_id
-  account_id   = "${var.name_prefix}-push"
+  account_id   = local.names.push_account
   display_name = "detectflow: Pub/Sub push to the functions"
+
+  depends_on = [time_sleep.apis_settle]
 }
 
 resource "google_cloud_run_service_iam_member" "push_invokes_function" {
@@ -45,24 +43,30 @@ resource "google_cloud_run_service_iam_member" "push_invokes_function" {
   member  = "serviceAccount:${google_service_account.push.email}"
 }
 
-# The Pub/Sub service agent mints the push tokens for the push account.
+# The Pub/Sub service agent mints the push tokens for the push account. The agent exists once
+# the Pub/Sub API is enabled and has settled; a grant to it before that fails with "Service
+# account service-...@gcp-sa-pubsub... does not exist" (terraform-provider-google#7281), hence
+# the wait, and the topics (which need the API) first.
 resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
+
+  depends_on = [time_sleep.apis_settle, google_pubsub_topic.topic]
 }
 
 resource "google_pubsub_subscription" "push" {
   for_each = local.subscriptions
 
-  name    = each.value.name
+  name    = local.subscription_names[each.key]
   project = var.project_id
   topic   = google_pubsub_topic.topic[local.topic_role_by_name[each.value.topic]].id
   labels  = var.labels
 
   # For push, the ack deadline is how long Pub/Sub waits for the function's HTTP answer.
   ack_deadline_seconds = each.value.ack_deadline_seconds
-  # As long as the topic keeps messages, up to the 7 days a subscription allows.
+  # Unacknowledged messages are kept as long as the topology says, up to the 7 days a
+  # subscription allows.
   message_retention_duration = "${min(604800, local.topics[local.topic_role_by_name[each.value.topic]].message_retention_seconds)}s"
 
   push_config {
@@ -70,10 +74,14 @@ resource "google_pubsub_subscription" "push" {
     push_endpoint = format(
       "%s%s",
       google_cloudfunctions2_function.function[each.value.push_function].service_config[0].uri,
-      replace(replace(var.topology.notes.push_endpoint_path, "{project}", var.project_id), "{topic}", each.value.topic),
+      replace(replace(var.topology.notes.push_endpoint_path, "{project}", var.project_id), "{topic}", local.scoped[each.value.topic]),
     )
     oidc_token {
       service_account_email = google_service_account.push.email
+      # Cloud Run accepts tokens whose audience is the service's URL. Left out, the audience
+      # is "the push endpoint URL" (PushConfig.OidcToken in the Pub/Sub API), here the URL
+      # plus the /projects/.../topics/... path.
+      audience = google_cloudfunctions2_function.function[each.value.push_function].service_config[0].uri
     }
   }
 

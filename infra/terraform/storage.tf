@@ -18,6 +18,15 @@ resource "google_storage_bucket" "pipeline" {
     enabled = each.value.versioning
   }
 
+  # Scratch buckets keep no soft-deleted copies (one write and one delete per image would
+  # otherwise be billed for 7 more days); the others keep Google's default.
+  dynamic "soft_delete_policy" {
+    for_each = contains(local.scratch_buckets, each.key) ? [0] : []
+    content {
+      retention_duration_seconds = soft_delete_policy.value
+    }
+  }
+
   # uploads (originals) and work (prepared tensors) are transient: delete them after N days.
   dynamic "lifecycle_rule" {
     for_each = each.value.delete_after_days == null ? [] : [each.value.delete_after_days]
@@ -45,7 +54,7 @@ resource "google_storage_bucket" "pipeline" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.apis_settle]
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +94,7 @@ resource "google_storage_notification" "finalize" {
 # Zipped function sources (uploaded by Terraform, read by Cloud Build).
 resource "google_storage_bucket" "function_sources" {
   #checkov:skip=CKV_GCP_62:Build inputs only; Cloud Audit Logs cover access.
-  name                        = local.function_sources_bucket_name
+  name                        = local.names.function_sources_bucket
   project                     = var.project_id
   location                    = var.region
   uniform_bucket_level_access = true
@@ -106,14 +115,14 @@ resource "google_storage_bucket" "function_sources" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.apis_settle]
 }
 
 # The Vertex AI trainer's bucket: datasets/<name>/ (Pascal VOC folders) and runs/<name>/ (checkpoints,
 # plots, exported bundles). Jobs see it as /gcs/<bucket>/ (Cloud Storage FUSE).
 resource "google_storage_bucket" "training" {
   #checkov:skip=CKV_GCP_62:Used by training jobs only; Cloud Audit Logs cover access.
-  name                        = local.training_bucket_name
+  name                        = local.names.training_bucket
   project                     = var.project_id
   location                    = var.region
   uniform_bucket_level_access = true
@@ -124,5 +133,5 @@ resource "google_storage_bucket" "training" {
     enabled = true
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.apis_settle]
 }

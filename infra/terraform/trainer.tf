@@ -6,7 +6,7 @@ resource "google_artifact_registry_repository" "images" {
   #checkov:skip=CKV_GCP_84:Container images hold no user data; Google-managed encryption is enough here. Add kms_key_name where policy requires CMEK.
   project       = var.project_id
   location      = var.region
-  repository_id = var.name_prefix
+  repository_id = local.names.image_repository
   format        = "DOCKER"
   description   = "detectflow images: trainer (GPU) and web app"
   labels        = var.labels
@@ -28,13 +28,15 @@ resource "google_artifact_registry_repository" "images" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.apis_settle]
 }
 
 resource "google_service_account" "trainer" {
   project      = var.project_id
-  account_id   = "${var.name_prefix}-trainer"
+  account_id   = local.names.trainer_account
   display_name = "detectflow: Vertex AI training jobs"
+
+  depends_on = [time_sleep.apis_settle]
 }
 
 # Reads datasets, writes runs (checkpoints, exports) in the training bucket.

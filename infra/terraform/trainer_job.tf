@@ -1,9 +1,9 @@
 # The Vertex AI custom job spec for the trainer (rendered to a file by trainer.tf). Only
-# variables and locals in here, no resources: tests/test_infra.py renders it with
+# variables and locals in here, no resources: tests/project/test_infra.py renders it with
 # `terraform console` (no provider needed) and parses its arguments with `detectflow train`.
 
 locals {
-  image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${var.name_prefix}"
+  image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${local.names.image_repository}"
   trainer_image    = "${local.image_repository}/trainer:${var.trainer_image_tag}"
   trainer_data     = var.trainer_data_uri != "" ? var.trainer_data_uri : "/gcs/${local.training_bucket_name}/datasets/${var.model_name}"
 

@@ -14,13 +14,15 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of service accounts, functions, the web app and the image repository."
+  description = "Prefix of every name: topics, subscriptions, buckets (after bucket_prefix), service accounts, functions, web app, jobs, catalog database, secret, image repository. Two deployments with different prefixes can share a project."
   type        = string
   default     = "detectflow"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
-    error_message = "The name_prefix must be 2-15 characters: lower-case letters, digits and '-', starting with a letter (it ends up in service account ids, which allow 30)."
+    # 15 at most: "<prefix>-fn-dead-letter" is a service account id, which allows 30.
+    # Letter first, no '-' last: Firestore database ids and Cloud Run names require it.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,13}[a-z0-9]$", var.name_prefix))
+    error_message = "The name_prefix must be 2-15 characters: lower-case letters, digits and '-', starting with a letter and not ending with '-' (it ends up in service account ids, which allow 30)."
   }
 }
 
@@ -39,7 +41,7 @@ variable "labels" {
 # ---------------------------------------------------------------------------------------------
 # The pipeline topology: GENERATED from detectflow/topology.py into topology.auto.tfvars.json
 # (`python infra/topology_tfvars.py`). Edit the Python, never the JSON: the local emulator
-# setup reads the same description, and tests/test_infra.py fails when the two differ.
+# setup reads the same description, and tests/project/test_infra.py fails when the two differ.
 # ---------------------------------------------------------------------------------------------
 
 variable "topology" {
@@ -83,12 +85,26 @@ variable "topology" {
       max_instances   = number
       timeout_seconds = number
     }))
-    notes = map(string)
+    notes       = map(string)
+    name_prefix = string
   })
 
   validation {
     condition     = var.topology.profile == "cloud"
     error_message = "The topology must be the \"cloud\" profile: regenerate topology.auto.tfvars.json with `python infra/topology_tfvars.py`."
+  }
+
+  # locals.tf swaps the topology's name_prefix for var.name_prefix; a name without it would
+  # keep its topology name and collide with another deployment's.
+  validation {
+    condition = alltrue([
+      for name in concat(
+        [for b in var.topology.buckets : b.name],
+        [for t in var.topology.topics : t.name],
+        [for s in var.topology.subscriptions : s.name],
+      ) : substr(name, 0, length(var.topology.name_prefix) + 1) == "${var.topology.name_prefix}-"
+    ])
+    error_message = "Every bucket, topic and subscription name in the topology must start with its name_prefix and '-'."
   }
 }
 
@@ -138,21 +154,67 @@ variable "frontend_image" {
 }
 
 variable "frontend_public" {
-  description = "Let anyone on the internet call the web app (roles/run.invoker for allUsers). Set DETECTFLOW_API_KEY through frontend_env when you do."
+  description = "Let anyone on the internet call the web app (roles/run.invoker for allUsers). A public web app always requires an API key: Terraform generates one into Secret Manager (output api_key_secret) and hands it to the app as DETECTFLOW_API_KEY."
   type        = bool
   default     = false
 }
 
 variable "frontend_env" {
-  description = "Extra environment variables of the web app, e.g. { DETECTFLOW_TITLE = \"cells\" }."
+  description = "Extra environment variables of the web app, e.g. { DETECTFLOW_TITLE = \"cells\" }. Not for secrets: the API key comes from Secret Manager (frontend_public)."
   type        = map(string)
   default     = {}
+
+  validation {
+    # A plain environment variable is readable by anyone who can view the service.
+    condition     = !contains(keys(var.frontend_env), "DETECTFLOW_API_KEY")
+    error_message = "Do not pass DETECTFLOW_API_KEY in frontend_env: set frontend_public = true and the key is generated into Secret Manager (output api_key_secret)."
+  }
 }
 
 variable "frontend_max_instances" {
   description = "Most web app instances."
   type        = number
   default     = 5
+}
+
+# ---------------------------------------------------------------------------------------------
+# The image catalog (Firestore) and the periodic reconcile pass. What the code must match
+# (collection, fields, indexes, environment) is in catalog_schema.tf.
+# ---------------------------------------------------------------------------------------------
+
+variable "catalog_location" {
+  description = "Firestore location of the catalog database (a region such as europe-west1, or a multi-region such as eur3). Empty: var.region. Cannot change after creation."
+  type        = string
+  default     = ""
+}
+
+variable "catalog_delete_protection" {
+  description = "Refuse to delete the catalog database (also through `terraform destroy`). Off by default: the catalog is an index that `detectflow catalog rebuild` recreates from the buckets, which stay protected."
+  type        = bool
+  default     = false
+}
+
+variable "reconcile_schedule" {
+  description = "When Cloud Scheduler starts the reconcile job (cron, in reconcile_time_zone). The job exists only with frontend_image (it runs that image)."
+  type        = string
+  default     = "*/15 * * * *"
+}
+
+variable "reconcile_time_zone" {
+  description = "Time zone of reconcile_schedule (tz database name)."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "reconcile_older_than_seconds" {
+  description = "An upload still queued/processing after this long is re-driven. Longer than Pub/Sub's own redelivery of one message (5 attempts, 10-600 s backoff, ack deadline up to 120 s: about 13 minutes), so reconcile does not race retries that are still coming."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = tonumber(var.reconcile_older_than_seconds) >= 900
+    error_message = "The reconcile_older_than_seconds must be at least 900 (Pub/Sub may still be redelivering younger messages)."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,16 @@ terraform {
       source  = "hashicorp/local"
       version = ">= 2.4, < 3.0"
     }
+    # time_sleep: IAM grants and new service agents take about a minute to take effect.
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9, < 1.0"
+    }
+    # random_password: the web app's API key when it is public (stored in Secret Manager).
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.5, < 4.0"
+    }
   }
 }
 
