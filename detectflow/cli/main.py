@@ -10,7 +10,7 @@ from types import ModuleType
 from detectflow import __version__
 from detectflow.log import configure_logging
 
-COMMANDS = ("train", "evaluate", "export", "predict", "data", "up")
+COMMANDS = ("train", "evaluate", "export", "predict", "data", "up", "reconcile", "catalog")
 
 EPILOG = """\
 examples:
