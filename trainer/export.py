@@ -6,6 +6,11 @@ Exports (each evaluated with the LiteRT runtime, the same path that serves it):
   int8      post-training full-integer quantization; representative data = train images
   qat       quantization-aware fine-tuning with tfmot (tf_keras, in a subprocess) -> int8
 The bundle's `model.tflite` is the integer export with the best validation score (never test).
+Its serving threshold (`decoding.score_threshold`) is the F1-optimal score on the validation
+split (`detectflow.evaluation.thresholds`), with per-class thresholds in
+`metrics.calibration`. Plots: `pr_curves.png` on test (or val), and the validation split's
+F1 curves, confusion matrix (PNG + JSON) and a grid of its images with the most errors
+(`val_*`), the files `detectflow evaluate --plots` writes.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectflow.datasets.voc import Annotation, load_voc
-from detectflow.evaluation.bundle import evaluate_bundle
+from detectflow.datasets import Annotation, load_dataset, validation_items
+from detectflow.evaluation.bundle import DetectorRun, run_detector
+from detectflow.evaluation.diagnosis import diagnose, write_files
+from detectflow.evaluation.plots import plot_pr_curves
+from detectflow.evaluation.thresholds import calibrate
 from detectflow.model import Detector, Manifest
 from detectflow.model.manifest import ExportMetrics, InputSpec
 from trainer.batches import normalize
 from trainer.config import TrainConfig
-from trainer.data import TrainingData, carve_validation, load_training_data
+from trainer.data import TrainingData, load_training_data
 from trainer.qat import WEIGHTS_FILE
 from trainer.tflite import convert, export_saved_model, output_positions
 from trainer.train import decoding_spec, fitness
@@ -98,12 +106,9 @@ def measure_latency(detector: Detector, pixels: npt.NDArray[np.uint8]) -> float:
 
 def eval_splits(config: TrainConfig, classes: list[str]) -> dict[str, list[Annotation]]:
     """Validation (as carved for training) and test (reported, never used to choose)."""
-    dataset = load_voc(config.data, classes=classes)
-    if config.val_split:
-        val = dataset.split(config.val_split)
-    else:
-        val = carve_validation(dataset.split(config.train_split), config.val_fraction)[1]
-    splits = {"val": val}
+    dataset = load_dataset(config.data, classes=classes)
+    splits = {"val": validation_items(dataset, config.train_split, config.val_split,
+                                      config.val_fraction)}
     test = dataset.split("test")
     if test:
         splits["test"] = test
@@ -152,6 +157,7 @@ def export_run(
     outputs = model(sample[None], training=False)
     reference = {k: np.asarray(v)[0] for k, v in outputs.items()}
     reports: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, DetectorRun]] = {}
     saved_model = export_saved_model(model, config.input_height, config.input_width,
                                      Path(tempfile.mkdtemp(prefix="detectflow-export-")))
     for fmt in formats:
@@ -167,7 +173,7 @@ def export_run(
         positions = output_positions(flatbuffer, sample, reference)
         manifest.exports[fmt] = ExportMetrics(file=path.name, size_bytes=len(flatbuffer),
                                               outputs=positions)
-        reports[fmt] = evaluate_export(manifest, bundle, fmt, splits, data)
+        reports[fmt], runs[fmt] = evaluate_export(manifest, bundle, fmt, splits, data)
         log.info("export done", extra={"format": fmt, "bytes": len(flatbuffer),
                                        "seconds": round(time.monotonic() - started, 1),
                                        **{k: v for k, v in reports[fmt].items() if k != "test"}})
@@ -175,8 +181,9 @@ def export_run(
     # Float weights (float16) so a later run can start from this bundle (train --init-from).
     save_weights(model, bundle / WEIGHTS_NPZ, dtype="float16")
     choose_default(manifest, bundle)
-    manifest.write(bundle)  # write_plots loads the bundle's default model through it
-    write_plots(manifest, bundle, run_dir, splits)
+    default_runs = runs[manifest.export]
+    calibrate_threshold(manifest, default_runs["val"], len(splits["val"]))
+    write_plots(manifest, bundle, run_dir, splits, default_runs)
     manifest.write(bundle)
     if slim:
         for fmt in formats:
@@ -187,15 +194,20 @@ def export_run(
 def evaluate_export(
     manifest: Manifest, bundle: Path, fmt: str, splits: dict[str, list[Annotation]],
     data: TrainingData,
-) -> dict[str, Any]:
-    """Fill the export's metrics: val scores (for choosing), test scores (for reporting)."""
+) -> tuple[dict[str, Any], dict[str, DetectorRun]]:
+    """Fill the export's metrics: val scores (for choosing), test scores (for reporting).
+
+    Scored as `detectflow evaluate` scores a bundle (same code, same cut-off), so the
+    manifest's figures are what `evaluate` reproduces. Returns the val summary and the runs.
+    """
     export = manifest.exports[fmt]
     manifest.write(bundle)  # the Detector reads the manifest from the bundle folder
     detector = Detector.load(bundle, model_file=export.file)
     results: dict[str, Any] = {}
+    runs: dict[str, DetectorRun] = {}
     for split, items in splits.items():
-        report = evaluate_bundle(detector, items, score_threshold=0.01).to_dict()
-        results[split] = report
+        runs[split] = run_detector(detector, items)
+        results[split] = runs[split].report(detector.classes).to_dict()
     chosen = results.get("test", results["val"])
     export.map50 = chosen["map50"]
     export.map50_95 = chosen["map50_95"]
@@ -205,7 +217,8 @@ def evaluate_export(
         split: {"map50": r["map50"], "map50_95": r["map50_95"]} for split, r in results.items()
     }
     manifest.metrics.setdefault("reports", {})[fmt] = results
-    return {"val_map50": results["val"]["map50"], "val_map50_95": results["val"]["map50_95"]}
+    summary = {"val_map50": results["val"]["map50"], "val_map50_95": results["val"]["map50_95"]}
+    return summary, runs
 
 
 def choose_default(manifest: Manifest, bundle: Path) -> None:
@@ -224,20 +237,36 @@ def choose_default(manifest: Manifest, bundle: Path) -> None:
     log.info("bundle default model", extra={"export": best})
 
 
-def write_plots(
-    manifest: Manifest, bundle: Path, run_dir: Path, splits: dict[str, list[Annotation]]
-) -> None:
-    try:
-        from detectflow.evaluation.metrics import EvalReport  # noqa: F401
-        from detectflow.evaluation.plots import plot_pr_curves
-    except ImportError:
-        log.warning("matplotlib missing: no plots in the bundle")
+def calibrate_threshold(manifest: Manifest, val_run: DetectorRun, n_images: int) -> None:
+    """Serve at the default export's F1-optimal score on the validation split (never test)."""
+    calibration = calibrate(val_run.report(manifest.classes))
+    if calibration is None:
+        log.warning("nothing detected right on validation: serving threshold left at default",
+                    extra={"score_threshold": manifest.decoding.score_threshold})
         return
-    detector = Detector.load(bundle)
-    split = "test" if "test" in splits else "val"
-    report = evaluate_bundle(detector, splits[split], score_threshold=0.01)
-    plot_pr_curves(report, bundle / "pr_curves.png")
-    manifest.plots = ["pr_curves.png"]
+    manifest.decoding.score_threshold = calibration.to_dict()["score_threshold"]
+    manifest.metrics["calibration"] = {"split": "val", "n_images": n_images,
+                                       "model_file": manifest.model_file,
+                                       **calibration.to_dict()}
+    log.info("serving threshold", extra={"score_threshold": manifest.decoding.score_threshold,
+                                         "f1": round(calibration.overall.f1, 4)})
+
+
+def write_plots(
+    manifest: Manifest, bundle: Path, run_dir: Path, splits: dict[str, list[Annotation]],
+    runs: dict[str, DetectorRun],
+) -> None:
+    """PR curves of the reported split; the validation split's diagnosis files (`val_*`)."""
+    split = "test" if "test" in runs else "val"
+    plot_pr_curves(runs[split].report(manifest.classes), bundle / "pr_curves.png")
+    diagnosis = diagnose(runs["val"], manifest.classes, manifest.decoding.score_threshold, "val")
+    files = write_files(bundle, diagnosis, splits["val"], runs["val"], prefix="val_")
+    manifest.plots = ["pr_curves.png"] + [p.name for p in files if p.suffix == ".png"]
+    manifest.metrics["evaluation"] = {
+        "split": "val",
+        "confusion_matrix": diagnosis.confusion.to_dict(),
+        "files": [p.name for p in files],
+    }
     curves = run_dir / "training_curves.png"
     if curves.is_file():
         shutil.copyfile(curves, bundle / curves.name)

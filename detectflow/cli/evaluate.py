@@ -165,7 +165,8 @@ def _training_validation(dataset: Dataset, detector: Detector) -> list[Annotatio
     training = detector.manifest.training
     items = validation_items(dataset, training.get("train_split") or "trainval",
                              training.get("val_split"), float(training.get("val_fraction", 0.15)))
-    expected = detector.manifest.data.get("val_images")
+    calibrated = detector.manifest.metrics.get("calibration") or {}
+    expected = calibrated.get("n_images", detector.manifest.data.get("val_images"))
     if expected is not None and len(items) != expected:
         raise UsageError(
             f"the bundle was validated on {expected} images, but this data gives "
