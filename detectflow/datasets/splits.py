@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from detectflow.datasets.dataset import Annotation, Dataset
 
 SPLITS = ("train", "val", "trainval", "test", "all")
-LISTED_SPLITS = ("train", "val", "trainval", "test")  # the ones a dataset can name itself
+LISTED_SPLITS = tuple(s for s in SPLITS if s != "all")  # the ones a dataset can name itself
 SPLIT_RULE = "index % 5 == 0 -> test, == 1 -> val, else train"
 
 
