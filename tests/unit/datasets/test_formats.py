@@ -196,3 +196,33 @@ def test_yolo_names_as_a_list_a_moved_root_and_background_images(voc_root: Path,
     assert len(dataset.split("trainval")) == 8
     background = next(a for a in dataset.split("train") if a.image_id == "img_00002")
     assert len(background) == 0 and dataset.issues == []
+
+
+def test_the_same_split_scores_the_same_map_from_every_format(voc_root: Path,
+                                                              tmp_path: Path) -> None:
+    from detectflow.evaluation.metrics import GroundTruth, Predictions, evaluate_detections
+
+    voc = load_dataset(voc_root)
+    rng = np.random.default_rng(0)
+    # one fixed set of imperfect detections per image: jittered boxes, some dropped, scored
+    detections = {}
+    for item in voc.split("test") + voc.split("val"):
+        keep = rng.random(len(item)) < 0.8
+        jitter = rng.normal(0, 2.0, size=(int(keep.sum()), 4))
+        detections[item.image_id] = Predictions(item.boxes_xyxy[keep] + jitter,
+                                                rng.uniform(0.2, 1.0, int(keep.sum())),
+                                                item.class_ids[keep])
+    datasets = {"voc": voc, "coco": load_dataset(voc_to_coco(voc_root, tmp_path / "c")),
+                "yolo": load_dataset(voc_to_yolo(voc_root, tmp_path / "y"))}
+
+    for split in ("test", "val"):
+        scores = {}
+        for name, dataset in datasets.items():
+            items = dataset.split(split)
+            report = evaluate_detections(
+                [GroundTruth(a.boxes_xyxy, a.class_ids, a.difficult) for a in items],
+                [detections[a.image_id] for a in items], dataset.classes)
+            scores[name] = (report.map50, report.map50_95)
+        assert 0.2 < scores["voc"][1] < 0.95  # neither trivial nor hopeless
+        assert scores["coco"] == scores["voc"]
+        assert scores["yolo"] == pytest.approx(scores["voc"], abs=1e-9)
