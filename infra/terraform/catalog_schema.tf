@@ -15,44 +15,48 @@ locals {
     # The code's default collection is "detectflow-images", this with the default prefix.
     collection = "${var.name_prefix}-images"
     location   = var.catalog_location != "" ? var.catalog_location : var.region
-    # One document per image, its id the image id. The fields the queries use:
+    # One document per image (detectflow/catalog/firestore.py; its document id is the image id
+    # with its random half first, against write hot spots, so the sort uses the image_id field,
+    # not the document id). The fields the queries filter and sort on:
     fields = {
-      created = "created_ms" # upload time, unix ms: the gallery lists newest first by (created_ms, document id)
-      status  = "status"     # queued | processing | done | failed
-      labels  = "labels"     # array of the classes with at least one detection: the label= filter
-      updated = "updated"    # unix seconds of the last status change: the stuck-record scan
+      created  = "created_ms" # upload time, unix ms: the gallery lists newest first by (created_ms, image_id)
+      image_id = "image_id"   # the tie-breaker of that order, and the cursor's second half
+      status   = "status"     # queued | processing | done | failed
+      labels   = "labels"     # array of the classes with at least one detection: the label= filter
+      updated  = "updated"    # unix seconds of the last status change: the stuck-record scan
     }
   }
 
-  # Composite indexes, one per query shape. Newest-first without a filter, `since=`/`until=`
-  # (a range on created_ms, the sort field) and equality or count() on a single field are
-  # served by Firestore's automatic single-field indexes. The tie-breaker is the document id
-  # (`__name__`): Firestore orders by it after the last orderBy, in that orderBy's direction,
-  # so a cursor (created_ms, id) is unambiguous. It is listed explicitly because the API adds
-  # it to every index anyway ("the last field entry is always for the field path __name__",
-  # Index.fields in the Firestore Admin API), and a config without it would differ from what
+  # Composite indexes, one per query shape of FirestoreCatalog (page, stuck). `since=`/`until=`
+  # are ranges on created_ms, the first sort field, and need none of their own; count() by
+  # status and sum() of class_counts.<label> use the automatic single-field indexes. A label
+  # filter is never combined with a status one (only done images have labels). Each index ends
+  # with the document id (`__name__`) in the direction of the field before it: the API adds it
+  # to every index anyway ("the last field entry is always for the field path __name__",
+  # Index.fields in the Firestore Admin API), so a config without it would differ from what
   # the provider reads back.
   catalog_indexes = {
+    # the gallery, newest first (two sort fields: a composite index even without a filter)
+    "newest" = [
+      { field = local.catalog.fields.created, order = "DESCENDING", array_config = null },
+      { field = local.catalog.fields.image_id, order = "DESCENDING", array_config = null },
+      { field = "__name__", order = "DESCENDING", array_config = null },
+    ]
     # ?status=S, newest first
     "status-newest" = [
       { field = local.catalog.fields.status, order = "ASCENDING", array_config = null },
       { field = local.catalog.fields.created, order = "DESCENDING", array_config = null },
+      { field = local.catalog.fields.image_id, order = "DESCENDING", array_config = null },
       { field = "__name__", order = "DESCENDING", array_config = null },
     ]
     # ?label=L (array-contains), newest first
     "label-newest" = [
       { field = local.catalog.fields.labels, order = null, array_config = "CONTAINS" },
       { field = local.catalog.fields.created, order = "DESCENDING", array_config = null },
+      { field = local.catalog.fields.image_id, order = "DESCENDING", array_config = null },
       { field = "__name__", order = "DESCENDING", array_config = null },
     ]
-    # ?status=S&label=L, newest first
-    "status-label-newest" = [
-      { field = local.catalog.fields.status, order = "ASCENDING", array_config = null },
-      { field = local.catalog.fields.labels, order = null, array_config = "CONTAINS" },
-      { field = local.catalog.fields.created, order = "DESCENDING", array_config = null },
-      { field = "__name__", order = "DESCENDING", array_config = null },
-    ]
-    # reconcile: status in (queued, processing) and updated < cutoff, oldest first
+    # reconcile --stuck: status in (queued, processing) and updated < cutoff, oldest first
     "stuck-oldest" = [
       { field = local.catalog.fields.status, order = "ASCENDING", array_config = null },
       { field = local.catalog.fields.updated, order = "ASCENDING", array_config = null },
@@ -69,12 +73,13 @@ locals {
   }
 
   # The scheduled reconcile pass (reconcile.tf): the Cloud Run job's arguments after
-  # `detectflow`. It must run the periodic pass, which asks the catalog for records stuck in
-  # queued/processing, not the full bucket-against-catalog scan (start-up, backfill, on demand).
-  reconcile_command = ["--log-json", "reconcile", "--json"]
-  reconcile_env = {
-    DETECTFLOW_RECONCILE_OLDER_THAN_SECONDS = tostring(var.reconcile_older_than_seconds)
-  }
+  # `detectflow`. `--stuck`: the periodic pass, which asks the catalog for records stuck in
+  # queued/processing and lists no bucket; the full bucket-against-catalog pass (which also
+  # deletes catalog records of vanished images) is for start-up, backfill and on demand.
+  reconcile_command = [
+    "--log-json", "reconcile", "--stuck",
+    "--older-than", tostring(var.reconcile_older_than_seconds), "--json",
+  ]
 
   # Least privilege on the catalog. Firestore has no per-collection IAM and no predefined role
   # without delete, so three custom roles, from the method -> permission table of
@@ -94,7 +99,8 @@ locals {
       title       = "detectflow catalog recorder (${var.name_prefix})"
       permissions = local.catalog_recorder_permissions
     }
-    # The reconcile job: also lists (stuck records, the full scan); never deletes.
+    # The reconcile job (--stuck): also lists; never deletes (only the full pass, run by an
+    # operator with their own credentials, removes records of images that are gone).
     reconciler = {
       title       = "detectflow catalog reconciler (${var.name_prefix})"
       permissions = concat(local.catalog_recorder_permissions, ["datastore.entities.list"])

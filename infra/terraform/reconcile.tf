@@ -1,5 +1,6 @@
 # The periodic reconcile pass (issue 10): Cloud Scheduler starts a Cloud Run job that runs
-# `detectflow reconcile` (local.reconcile_command, catalog_schema.tf) in the web app's image. It
+# `detectflow reconcile --stuck` (local.reconcile_command, catalog_schema.tf) in the web app's
+# image. It
 # finds catalog records stuck in queued/processing for longer than reconcile_older_than_seconds
 # and re-drives them (publishes their upload event again; the handlers are idempotent).
 #
@@ -75,7 +76,7 @@ resource "google_cloud_run_v2_job" "reconcile" {
         }
 
         dynamic "env" {
-          for_each = merge(local.pipeline_env, local.reconcile_env)
+          for_each = local.pipeline_env
           content {
             name  = env.key
             value = env.value

@@ -614,9 +614,10 @@ def test_public_web_app_requires_a_key_from_secret_manager(hcl: dict[str, typing
 
 
 def test_catalog_indexes_serve_the_gallery_and_reconcile_queries(tmp_path: Path) -> None:
-    """One composite index per query shape: status, label (array-contains) and both, newest
-    first; stuck records (status, oldest change first). Each ends with the document id in the
-    direction of the field before it (what Firestore stores, so the plan stays empty)."""
+    """One composite index per query shape of the Firestore catalog: newest first (created_ms,
+    image_id), the same after a status or a label (array-contains) filter, and stuck records
+    (status, oldest change first). Each ends with the document id in the direction of the field
+    before it (what Firestore stores, so the plan stays empty)."""
     got = terraform_eval(tmp_path, "{catalog = local.catalog, indexes = local.catalog_indexes}")
     fields = got["catalog"]["fields"]
     shapes = set()
@@ -626,19 +627,25 @@ def test_catalog_indexes_serve_the_gallery_and_reconcile_queries(tmp_path: Path)
         assert all((k["order"] is None) != (k["array_config"] is None) for k in keys), name
         assert {k["field"] for k in keys} <= set(fields.values()), name
         shapes.add(tuple((k["field"], k["order"] or k["array_config"]) for k in keys))
-    status, labels, created, updated = (
-        fields["status"], fields["labels"], fields["created"], fields["updated"])
+    status, labels, created, updated, image_id = (fields["status"], fields["labels"],
+                                                  fields["created"], fields["updated"],
+                                                  fields["image_id"])
+    newest = ((created, "DESCENDING"), (image_id, "DESCENDING"))
     assert shapes == {
-        ((status, "ASCENDING"), (created, "DESCENDING")),
-        ((labels, "CONTAINS"), (created, "DESCENDING")),
-        ((status, "ASCENDING"), (labels, "CONTAINS"), (created, "DESCENDING")),
+        newest,
+        ((status, "ASCENDING"), *newest),
+        ((labels, "CONTAINS"), *newest),
         ((status, "ASCENDING"), (updated, "ASCENDING")),
     }
-    # The fields the code's catalog records have (labels: the classes of class_counts, which
-    # the Firestore adapter stores as an array for array-contains).
-    base = pytest.importorskip("detectflow.catalog.base")
-    record_fields = {f.name for f in dataclasses.fields(base.CatalogRecord)}
-    assert {created, status, updated, "class_counts"} <= record_fields
+    # The fields are the code's: the catalog record's, and labels, the array of the classes
+    # in class_counts that the Firestore adapter stores for array-contains.
+    from detectflow.catalog.base import CatalogRecord
+    from detectflow.catalog.firestore import _document
+
+    record = CatalogRecord(image_id="0" * 32, upload_key="k", filename="f", created_ms=1,
+                           status="done", updated=2.0, class_counts={"RBC": 2})
+    assert set(fields.values()) <= set(_document(record))
+    assert _document(record)[labels] == ["RBC"]
 
 
 @pytest.mark.xfail("catalog" not in Settings.model_fields, strict=True,
@@ -689,11 +696,12 @@ def _subcommands() -> set[str]:
 @pytest.mark.xfail("reconcile" not in _subcommands(), strict=True,
                    reason="issue 10: `detectflow reconcile` is not in this tree yet")
 def test_reconcile_job_runs_a_real_detectflow_command(tmp_path: Path) -> None:
-    got = terraform_eval(tmp_path, "{command = local.reconcile_command, env = local.reconcile_env}")
-    build_parser().parse_args(got["command"])  # SystemExit on anything detectflow rejects
-    assert "reconcile" in got["command"]
-    for key in got["env"]:
-        assert key.removeprefix("DETECTFLOW_").lower() in Settings.model_fields, key
+    """The scheduled job runs the periodic pass (`--stuck`: the catalog, no bucket listing), with
+    the threshold from reconcile_older_than_seconds, as detectflow's own parser reads it."""
+    command = terraform_eval(tmp_path, "local.reconcile_command",
+                             reconcile_older_than_seconds="2400")
+    args = build_parser().parse_args(command)  # SystemExit on anything detectflow rejects
+    assert (args.command, args.stuck, args.older_than) == ("reconcile", True, 2400.0)
 
 
 def test_scheduler_may_only_start_the_reconcile_job(hcl: dict[str, typing.Any]) -> None:
