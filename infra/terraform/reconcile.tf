@@ -144,5 +144,12 @@ resource "google_cloud_scheduler_job" "reconcile" {
     }
   }
 
+  # With oauth_token set, the API adds an Authorization header to http_target.headers; provider
+  # versions before GoogleCloudPlatform/magic-modules#17074 kept it in the state and planned to
+  # remove it on every apply. We set no headers, so none of theirs is a change of ours.
+  lifecycle {
+    ignore_changes = [http_target[0].headers]
+  }
+
   depends_on = [google_cloud_run_v2_job_iam_member.scheduler_runs_reconcile]
 }

@@ -713,6 +713,9 @@ def test_scheduler_may_only_start_the_reconcile_job(hcl: dict[str, typing.Any]) 
     assert "google_cloud_run_v2_job.reconcile[0].name" in _first(target["uri"])
     token = _first(target["oauth_token"])
     assert _first(token["service_account_email"]) == "${google_service_account.scheduler.email}"
+    # The Authorization header the API adds for the token is not a change of ours (no
+    # permadiff on providers before magic-modules#17074).
+    assert "http_target[0].headers" in json.dumps(schedule["lifecycle"])
     grants = [(t, n, b) for t, n, b in _blocks(hcl, "resource")
               if "google_service_account.scheduler.email" in json.dumps(b.get("member", ""))]
     assert [(t, n) for t, n, _ in grants] == [
