@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from detectflow.launcher.processes import EmulatorUnavailable, ManagedProcess, http_get
+from detectflow.launcher.processes import (
+    EmulatorUnavailable,
+    ManagedProcess,
+    http_get,
+    with_lifeline,
+)
 from detectflow.launcher.programs import find_functions_dir
 from detectflow.launcher.services import (
     GcsEvents,
@@ -310,7 +315,8 @@ class EmulatorStack:
         threads = max(spec.concurrency, LOCAL_MIN_THREADS)
         env = {**os.environ, **self.env(), "WORKERS": str(instances),
                "THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        process = self._spawn(f"function-{name}", argv, env, cwd=main.parent)
+        # gunicorn forks workers: a lifeline takes the whole group down if we die.
+        process = self._spawn(f"function-{name}", with_lifeline(argv), env, cwd=main.parent)
         if wait:
             self.wait_function(name)
         return process

@@ -4,7 +4,8 @@ Every service runs in its own process group (`start_new_session`), so stopping i
 whole group: a wrapper's Java child cannot survive holding its port. On Linux each child also
 asks the kernel for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), so a `detectflow up`
 that is itself SIGKILLed leaves no emulator or function behind; gunicorn's workers (the
-functions' grandchildren) notice their master is gone and exit too.
+functions' grandchildren) are taken down by a lifeline parent (lifeline.py) that kills
+their whole group.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class EmulatorUnavailable(RuntimeError):
     """A service cannot be started here (not installed, or it did not become ready)."""
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: SIGKILL me when my parent dies.
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies.
 
     The kernel sends it when the *thread* that forked exits, so services are started from
     the main thread (`detectflow up`, the test fixtures). Other platforms have no such call;
@@ -41,7 +42,18 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec (preexec_fn)."""
+    die_with_parent(signal.SIGKILL)
+
+
+def with_lifeline(argv: list[str]) -> list[str]:
+    """`argv` run under detectflow/launcher/lifeline.py: for programs that fork workers, whose
+    whole process group must die with us."""
+    return [sys.executable, "-m", "detectflow.launcher.lifeline", *argv]
 
 
 def http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:

@@ -50,7 +50,10 @@ class ServicePorts:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether a server could not listen there. SO_REUSEADDR, as servers set it: connections
+    of a stopped server waiting out TIME_WAIT do not make its port busy."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
