@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,9 +25,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from detectflow.evaluation.metrics import GroundTruth, Predictions, evaluate_detections
+from detectflow.evaluation.metrics import (
+    EVAL_SCORE_THRESHOLD,
+    GroundTruth,
+    Predictions,
+    evaluate_detections,
+)
 from detectflow.model.decode import decode_centernet
 from detectflow.model.manifest import Decoding
+from trainer import multiworker
 from trainer.batches import ImageSet, TrainBatches, normalize
 from trainer.cache import CachedSplit
 from trainer.config import TrainConfig
@@ -40,7 +47,6 @@ from trainer.warm_start import warm_start
 log = logging.getLogger(__name__)
 
 SMOOTHING = 3  # evaluations averaged to pick the best checkpoint (see ValidationCallback)
-EVAL_SCORE_THRESHOLD = 0.01  # low, so the PR curve is complete (as mAP tools do)
 
 
 @dataclass
@@ -314,6 +320,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             if config.init_from:
                 warm_start(model, Path(config.init_from), data.classes)
             compile_model(model, config)
+    if multiworker.is_multi_worker(strategy):
+        multiworker.enable(model, strategy)
     log.info(
         "training", extra={"params": model.count_params(), "train_images": len(data.train),
                            "val_images": len(data.val), "replicas": strategy.num_replicas_in_sync,
@@ -337,6 +345,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     )
     run.save()
     finish_run(run, data)
+    if not chief:  # its copy of the run was scratch space
+        shutil.rmtree(run_dir, ignore_errors=True)
     return RunResult(run_dir, run.best_fitness, run.best_metrics, run.epochs_done, run.minutes,
                      chief=chief)
 

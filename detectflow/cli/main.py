@@ -1,10 +1,16 @@
-"""The `detectflow` command: the parser of every subcommand, and dispatch to its `run`."""
+"""The `detectflow` command: the parser of every subcommand, and dispatch to its `run`.
+
+Only the chosen subcommand's arguments are built (`add_arguments` of the others is never
+called): `train`'s read the trainer's defaults, and the web image, which has no trainer,
+still runs `detectflow up` and `detectflow reconcile`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import sys
 from types import ModuleType
 
 from detectflow import __version__
@@ -26,7 +32,8 @@ def _command_module(name: str) -> ModuleType:
     return importlib.import_module(f"detectflow.cli.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `only` the arguments of that one subcommand."""
     parser = argparse.ArgumentParser(
         prog="detectflow",
         description="Self-hostable object detection: train, quantize, serve.",
@@ -50,12 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(sub)
+        if only is None or only == name:
+            module.add_arguments(sub)
     return parser
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is one), if any."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = chosen_command(argv)
+    parser = build_parser(only=command or "")
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

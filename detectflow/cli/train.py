@@ -202,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     # Keras writes its progress bar to stdout; stdout is kept for the JSON summary alone.
     with contextlib.redirect_stdout(sys.stderr):
         result = train(config, resume=args.resume)
-    summary = {"run": remote_out or str(result.run_dir), "epochs": result.epochs_run,
+    run_folder = (remote_out or str(result.run_dir)) if result.chief else None
+    summary = {"run": run_folder, "chief": result.chief, "epochs": result.epochs_run,
                "minutes": round(result.minutes, 2),
                "best_val_map50": result.best_metrics.get("map50"),
                "best_val_map50_95": result.best_metrics.get("map50_95")}

@@ -16,7 +16,8 @@ import pytest
 from detectflow.cli import main
 from detectflow.model import Detector, Manifest
 
-pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
+# Real TensorFlow training and export (QAT included): minutes on two cores, more under load.
+pytestmark = [pytest.mark.tensorflow, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TRAIN_ARGS = ["--img-size", "160x128", "--crop", "96", "--batch", "8", "--epochs", "2",
               "--eval-every", "1", "--seed", "1"]
@@ -117,3 +118,47 @@ def test_resume_continues_the_run(tmp_path: Path) -> None:
     assert state["epochs_done"] == 2
     assert state["history"]["epoch"] == [1, 2]
     assert state["minutes"] > first["minutes"]
+
+
+def test_a_run_starts_from_a_bundle(trained_bundle: Path, tmp_path: Path) -> None:
+    """--init-from: the exported bundle carries float weights; a new run starts from them."""
+    from support.synthetic import make_voc_dataset
+
+    assert (trained_bundle / "weights.npz").is_file()
+    data = make_voc_dataset(tmp_path / "voc", n_images=16, seed=6)
+    result = subprocess.run(
+        [sys.executable, "-m", "detectflow.cli", "train", "--data", str(data), "--out",
+         str(tmp_path / "run"), *TRAIN_ARGS[:-4], "--epochs", "1", "--no-export",
+         "--init-from", str(trained_bundle)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "DETECTFLOW_PROGRESS": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warm start" in result.stderr and "same_classes=True" in result.stderr
+
+
+def test_two_worker_processes_train_together_and_only_the_chief_writes(tmp_path: Path) -> None:
+    """MultiWorkerMirroredStrategy from TF_CONFIG, as on Vertex AI: two processes on this
+    machine, one replica each, gradients all-reduced between them."""
+    from support.synthetic import make_voc_dataset
+
+    from detectflow.launcher.emulators import free_port
+
+    data = make_voc_dataset(tmp_path / "voc", n_images=16, seed=7)
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "detectflow.cli", "train", "--data", str(data), "--out",
+             str(tmp_path / f"out{index}"), *TRAIN_ARGS[:-4], "--epochs", "1",
+             "--formats", "int8"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TF_CONFIG": tf_config, "DETECTFLOW_PROGRESS": "0"}))
+    outputs = [worker.communicate(timeout=900) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-3000:]
+        assert "replicas=2" in stderr and "multi-worker training" in stderr
+    chief, other = (json.loads(stdout) for stdout, _ in outputs)
+    assert chief["chief"] and chief["bundle"] and (tmp_path / "out0" / "bundle").is_dir()
+    assert not other["chief"] and other["run"] is None and "bundle" not in other
+    assert not (tmp_path / "out1").exists()  # the other worker writes nothing of its own
