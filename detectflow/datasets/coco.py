@@ -165,9 +165,10 @@ def _categories(files: list[dict[str, Any]], issues: list[DatasetIssue]) -> dict
     """category id -> name, ordered by id; names stripped (one name may have several ids)."""
     found: dict[Any, str] = {}
     for data in files:
-        for entry in data.get("categories") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                found.setdefault(entry.get("id"), entry["name"].strip())
+        for entry in _list(data.get("categories")):
+            if (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                    and _is_id(entry.get("id"))):
+                found.setdefault(entry["id"], entry["name"].strip())
     ordered = dict(sorted(found.items(), key=lambda kv: (str(type(kv[0])), kv[0])))
     names = list(ordered.values())
     for name in dict.fromkeys(n for n in names if names.count(n) > 1):
@@ -192,13 +193,13 @@ def _images(
             continue
         seen_names.add(image.file_name)
         images[image.entry_id] = image
-    for number, entry in enumerate(data.get("annotations") or [], start=1):
+    for number, entry in enumerate(_list(data.get("annotations")), start=1):
         _add_object(entry, number, images, categories, coco_file, issues)
     return list(images.values())
 
 
 def _image_entry(entry: Any, coco_file: CocoFile, issues: list[DatasetIssue]) -> _Image | None:
-    if (not isinstance(entry, dict) or entry.get("id") is None
+    if (not isinstance(entry, dict) or not _is_id(entry.get("id"))
             or not isinstance(entry.get("file_name"), str) or not entry["file_name"].strip()):
         add_issue(issues, coco_file.path.name, "invalid_image_entry",
                   f"image entry {str(entry)[:80]} has no id or file_name")
@@ -211,14 +212,16 @@ def _add_object(
     entry: Any, number: int, images: dict[Any, _Image], categories: dict[Any, str],
     coco_file: CocoFile, issues: list[DatasetIssue],
 ) -> None:
-    where = f"annotation {entry.get('id', number) if isinstance(entry, dict) else number}"
-    image = images.get(entry.get("image_id")) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
+        entry = {}
+    where = f"annotation {entry.get('id', number)}"
+    image = images.get(entry.get("image_id")) if _is_id(entry.get("image_id")) else None
     if image is None:
         add_issue(issues, coco_file.path.name, "orphan_annotation",
                   f"{where}: its image_id is not among the images")
         return
     source = Path(image.file_name).name
-    if entry.get("category_id") not in categories:
+    if not _is_id(entry.get("category_id")) or entry["category_id"] not in categories:
         add_issue(issues, source, "unknown_class",
                   f"{where}: category_id {entry.get('category_id')!r} is not in categories")
         return
@@ -228,6 +231,15 @@ def _add_object(
         difficult=bool(entry.get("iscrowd", 0)),
         where=where,
     ))
+
+
+def _is_id(value: Any) -> bool:
+    """COCO ids are numbers or strings; anything else (lists, objects) cannot key a lookup."""
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _xywh_to_xyxy(bbox: Any) -> list[Any] | None:

@@ -226,3 +226,25 @@ def test_the_same_split_scores_the_same_map_from_every_format(voc_root: Path,
         assert 0.2 < scores["voc"][1] < 0.95  # neither trivial nor hopeless
         assert scores["coco"] == scores["voc"]
         assert scores["yolo"] == pytest.approx(scores["voc"], abs=1e-9)
+
+
+def test_coco_json_of_the_wrong_shapes_is_reported_never_a_crash(tmp_path: Path) -> None:
+    odd = {
+        "images": [{"id": [1], "file_name": "x.jpg"}, {"id": 2, "file_name": 5}, "junk",
+                   {"id": 3, "file_name": "y.jpg", "width": "abc"}],
+        "annotations": [{"image_id": [3]}, 7,
+                        {"image_id": 3, "category_id": {"a": 1}, "bbox": "no"}],
+        "categories": [{"id": [1], "name": "q"}, {"id": 1, "name": 5}, "c",
+                       {"id": 1, "name": "cell"}],
+    }
+    (tmp_path / "odd.json").write_text(json.dumps(odd))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{not json")
+
+    dataset = load_dataset(tmp_path / "odd.json")
+
+    assert issue_counts(dataset.issues) == {"invalid_image_entry": 3, "orphan_annotation": 2,
+                                            "unknown_class": 1, "missing_image": 1}
+    for name in ("list.json", "broken.json"):
+        with pytest.raises(DatasetError, match="no COCO JSON file could be read"):
+            load_dataset(tmp_path / name)
