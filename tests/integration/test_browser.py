@@ -323,3 +323,80 @@ def test_api_docs_render_without_internet(server: str, page: Any) -> None:
     upload.locator(".opblock-summary").click()  # expands: the UI is live, not a static dump
     expect(upload.locator(".opblock-body")).to_be_visible()
     assert outside == [], f"/docs asked the internet for {outside}"
+
+
+def test_filters_delete_and_export(server: str, page: Any, samples_dir: Path,
+                                   tmp_path: Path) -> None:
+    """Status and class filters come from the API; the header counts are /api/stats; the
+    export downloads the filter's results; delete asks first, then the image is gone."""
+    import csv
+    import math
+
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    model = httpx.get(f"{server}/api/models").json()["models"][0]
+    # The slider starts at the served model's threshold (the API's, not a number in the page).
+    page.locator("#threshold-value").filter(has_text=".").wait_for()
+    floor = math.floor(model["score_threshold"] * 100) / 100
+    assert float(page.locator("#threshold").input_value()) == pytest.approx(floor)
+
+    sample = (samples_dir / "JPEGImages" / SAMPLE).read_bytes()
+    page.set_input_files("#file-input", files=[
+        {"name": "cut.jpg", "mimeType": "image/jpeg", "buffer": sample[:3000]},
+        {"name": "whole.jpg", "mimeType": "image/jpeg", "buffer": sample}])
+    cut = page.locator("article.card", has_text="cut.jpg").first
+    cut.locator(".badge-failed").wait_for(timeout=RESULT_TIMEOUT_MS)
+    whole = page.locator("article.card", has_text="whole.jpg").first
+    whole.locator(".badge-done").wait_for(timeout=RESULT_TIMEOUT_MS)
+    cut_id = cut.get_attribute("data-id")
+    assert cut_id
+
+    # Header counts are the API's stats (which may lag a changed gallery by their cache time).
+    total = len(httpx.get(f"{server}/api/images", params={"limit": 200}).json()["images"])
+    expect(page.locator("#stats")).to_contain_text(f"{total} images")
+    assert httpx.get(f"{server}/api/stats").json()["total"] == total
+
+    cards = page.locator("#gallery article.card")
+
+    def shown() -> list[str]:
+        return sorted(cards.evaluate_all("cs => cs.map(c => c.dataset.id)"))
+
+    def api_ids(**params: str) -> list[str]:
+        listing = httpx.get(f"{server}/api/images", params={"limit": 200, **params}).json()
+        return sorted(image["id"] for image in listing["images"])
+
+    page.select_option("#filter-status", "failed")
+    expect(cards).to_have_count(len(api_ids(status="failed")))
+    assert shown() == api_ids(status="failed") and cut_id in shown()
+    page.select_option("#filter-status", "")
+    page.select_option("#filter-label", "WBC")
+    expect(cards).to_have_count(len(api_ids(label="WBC")))
+    assert shown() == api_ids(label="WBC") and cut_id not in shown()
+    page.screenshot(path=str(ARTIFACTS / "browser-filters.png"))
+
+    # Export: the download is the filter's CSV.
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    saved = tmp_path / "export.csv"
+    info.value.save_as(saved)
+    rows = list(csv.DictReader(saved.open()))
+    assert sorted(row["id"] for row in rows) == api_ids(label="WBC")
+    assert all(int(row["WBC"]) >= 1 for row in rows)
+
+    # Delete: asks first (in the page, not a browser dialog), then removes it everywhere.
+    page.select_option("#filter-label", "")
+    target = page.locator(f"article.card[data-id='{cut_id}']")
+    target.locator(".thumb").click()
+    page.locator("#viewer").wait_for(state="visible")
+    page.click("#viewer-delete")
+    expect(page.locator("#delete-confirm")).to_be_visible()
+    page.click("#delete-no")
+    expect(page.locator("#delete-confirm")).to_be_hidden()
+    assert httpx.get(f"{server}/api/images/{cut_id}").status_code == 200
+    page.click("#viewer-delete")
+    page.click("#delete-yes")
+    page.locator("#viewer").wait_for(state="hidden")
+    expect(target).to_have_count(0)
+    assert httpx.get(f"{server}/api/images/{cut_id}").status_code == 404
+    expect(page.locator("#stats")).to_contain_text(f"{total - 1} images")

@@ -550,14 +550,27 @@ def test_page_and_static_files_are_served_with_a_strict_csp(client: TestClient) 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
-    assert '<script src="/static/app.js"' in page.text
-    for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
-        response = client.get(f"/static/{name}")
-        assert response.status_code == 200 and kind in response.headers["content-type"]
-    # User data reaches the page only as text: the script never parses strings as HTML.
-    script = client.get("/static/app.js").text
-    for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write"):
-        assert sink not in script, sink
+    assert '<script type="module" src="/static/js/main.js"' in page.text
+    assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+    # The page's ES modules, found from main.js by their imports, each served as JavaScript.
+    modules, pending = {}, ["main.js"]
+    while pending:
+        name = pending.pop()
+        response = client.get(f"/static/js/{name}")
+        assert response.status_code == 200 and "javascript" in response.headers["content-type"]
+        modules[name] = response.text
+        pending += [m for m in re.findall(r'from "\./([\w-]+\.js)"', response.text)
+                    if m not in modules and m not in pending]
+    assert set(modules) >= {"main.js", "api.js", "state.js", "gallery.js", "viewer.js",
+                            "upload.js"}
+    # User data reaches the page only as text: no script parses strings as HTML.
+    for name, script in modules.items():
+        for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write"):
+            assert sink not in script, (name, sink)
+    # The confidence slider starts where the served model's threshold says, not at a
+    # number written into the page.
+    assert "score_threshold" in modules["main.js"]
+    assert not re.search(r"threshold[^\n]*0\.3\b", page.text + "".join(modules.values()))
 
 
 def test_openapi_documents_the_api(client: TestClient) -> None:
