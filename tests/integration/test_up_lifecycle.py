@@ -6,6 +6,7 @@ gallery survives a restart. Driven as a user would: subprocesses, HTTP, signals.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -202,3 +203,62 @@ def test_crash_then_restart_finishes_every_upload_once(
         assert sorted(image["id"] for image in again["images"]) == sorted(ids)
         assert {image["status"] for image in again["images"]} == {"done"}
         assert up.stop() == 0
+
+
+def readme_block(language: str, containing: str) -> str:
+    """The README's fenced `language` block that contains `containing`."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    for block in re.findall(rf"```{language}\n(.*?)```", text, flags=re.S):
+        if containing in block:
+            return str(block)
+    raise AssertionError(f"README has no {language} block with {containing!r}")
+
+
+@pytest.mark.emulators
+def test_uploading_straight_into_the_emulated_bucket_as_the_readme_shows(
+        tmp_path: Path, model_bundle: Path, ups: list[Up]) -> None:
+    """`up --emulators` prints the exports; in a shell with them, the README's
+    google-cloud-storage snippet and its `gcloud storage cp` feed the pipeline, and every
+    image shows up done in the gallery."""
+    import shutil
+
+    from support.services import unavailable
+
+    up = Up(tmp_path, model_bundle, emulators=True)
+    ups.append(up)
+    up.start()
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", up.log.read_text(), flags=re.M))
+    assert exports["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
+    assert {"PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
+            "DETECTFLOW_UPLOADS_BUCKET"} <= exports.keys()
+    images = tmp_path / "my-images"
+    images.mkdir()
+    for sample in SAMPLES:
+        shutil.copy(sample, images / sample.name)
+    shell = {**{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")},
+             **exports}
+    snippet = readme_block("python", "DETECTFLOW_UPLOADS_BUCKET")
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=shell,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = {f"batch-1/{p.name}" for p in SAMPLES}
+    if shutil.which("gcloud") is None:
+        unavailable("gcloud (Google Cloud CLI) is not installed")
+    command = readme_block("bash", "gcloud storage cp")
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=shell,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected |= {f"batch-2/{p.name}" for p in SAMPLES}
+
+    deadline = time.monotonic() + 120
+    names: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        listing = httpx.get(f"{up.base}/api/images", params={"limit": 200}, timeout=30).json()
+        names = {image["id"]: image["status"] for image in listing["images"]}
+        if len(names) == len(expected) and set(names.values()) == {"done"}:
+            break
+        time.sleep(0.5)
+    assert len(names) == len(expected) and set(names.values()) == {"done"}, names
+    files = {httpx.get(f"{up.base}/api/images/{i}", timeout=30).json()["filename"]
+             for i in names}
+    assert files == {p.name for p in SAMPLES}
