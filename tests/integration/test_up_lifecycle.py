@@ -6,8 +6,8 @@ gallery survives a restart. Driven as a user would: subprocesses, HTTP, signals.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
