@@ -10,20 +10,6 @@ from pydantic import BaseModel, Field
 from detectflow.detection import Detection
 
 
-class BoxDetection(BaseModel):
-    label: str
-    class_id: int
-    score: float = Field(ge=0.0, le=1.0)
-    box: tuple[float, float, float, float] = Field(
-        description="xyxy: (x_min, y_min, x_max, y_max) in pixels of the original image, "
-        "after EXIF orientation"
-    )
-
-    @classmethod
-    def from_detection(cls, det: Detection) -> BoxDetection:
-        return cls.model_validate(det.to_dict())
-
-
 class SourceObject(BaseModel):
     bucket: str
     name: str
@@ -53,7 +39,7 @@ class ResultRecord(BaseModel):
     status: Literal["done", "failed"]
     source: SourceObject
     image: ImageSize | None = None
-    detections: list[BoxDetection] = Field(default_factory=list)
+    detections: list[Detection] = Field(default_factory=list)
     model: ModelRef | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: ErrorInfo | None = None

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic.dataclasses import dataclass
+
+from detectflow.detection import BOX_XYXY_DESCRIPTION, Detection
 
 ImageStatus = Literal["queued", "processing", "done", "failed"]
-
-BOX_XYXY_DESCRIPTION = (
-    "xyxy: [x_min, y_min, x_max, y_max] in pixels of the original image (after its EXIF "
-    "orientation, i.e. as a viewer shows it); x to the right, y down, origin top-left."
-)
 
 
 class ErrorBody(BaseModel):
@@ -44,11 +42,14 @@ class UploadAccepted(BaseModel):
     images: list[ImageRef] = Field(description="One entry per uploaded file, in request order.")
 
 
-class DetectionOut(BaseModel):
-    label: str = Field(description="Class name, one of the model's classes.")
-    class_id: int = Field(description="Index into the model's `classes`.")
-    score: float = Field(ge=0.0, le=1.0, description="Confidence in [0, 1].")
-    box: tuple[float, float, float, float] = Field(description=BOX_XYXY_DESCRIPTION)
+@dataclass(frozen=True, slots=True)
+class DetectionOut(Detection):
+    """One detected object: detectflow's `Detection`, named for the API (its schema name is
+    part of the published OpenAPI document); `box` is xyxy pixels of the original image."""
+
+    @classmethod
+    def of(cls, detection: Detection) -> DetectionOut:
+        return cls(detection.label, detection.class_id, detection.score, detection.box_xyxy)
 
 
 class ImageSizeOut(BaseModel):

@@ -91,8 +91,7 @@ def detail(image_id: str, state: ImageStatus, record: ResultRecord | None,
     if record is None:
         return answer
     answer.detections = sorted(
-        (DetectionOut(label=d.label, class_id=d.class_id, score=d.score, box=d.box)
-         for d in record.detections),
+        (DetectionOut.of(d) for d in record.detections),
         key=lambda d: -d.score)
     answer.image = ImageSizeOut(**record.image.model_dump()) if record.image else None
     answer.model = ModelRefOut(**record.model.model_dump()) if record.model else None

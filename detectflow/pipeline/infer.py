@@ -23,7 +23,7 @@ from detectflow.pipeline.prepare import (
     fit_to_input,
     prepare_image,
 )
-from detectflow.records import BoxDetection, ImageSize, ModelRef, ResultRecord
+from detectflow.records import ImageSize, ModelRef, ResultRecord
 from detectflow.storage import BlobNotFound, Buckets
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Inferrer:
         record = ResultRecord(
             image_id=notice.image_id, status="done", source=notice.source,
             image=ImageSize(width=width, height=height),
-            detections=[BoxDetection.from_detection(d) for d in detections],
+            detections=detections,
             model=ModelRef(name=detector.manifest.name, version=detector.manifest.version),
             timings_ms=timings,
         )

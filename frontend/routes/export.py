@@ -98,7 +98,7 @@ def _coco_chunks(buckets: Buckets, catalog: Catalog, query: CatalogQuery,
             first_image = False
             for det in result.detections:
                 categories.setdefault(det.label, det.class_id)
-                x0, y0, x1, y1 = det.box
+                x0, y0, x1, y1 = det.box_xyxy
                 annotation_id += 1
                 spool.write(("" if annotation_id == 1 else ", ") + json.dumps({
                     "id": annotation_id, "image_id": index,

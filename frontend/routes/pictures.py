@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
 
-from detectflow.detection import Detection
 from detectflow.drawing import draw_detections
 from detectflow.imaging import ImageError, decode_image, sniff_image
 from detectflow.pipeline.status import image_status
@@ -90,11 +89,7 @@ def get_annotated(
     if found is None:
         raise image_not_found(image_id)
     image = decode_image(found[0], settings.image_limits)
-    detections = [
-        Detection(label=d.label, class_id=d.class_id, score=d.score, box_xyxy=d.box)
-        for d in record.detections
-        if d.score >= min_score
-    ]
+    detections = [d for d in record.detections if d.score >= min_score]
     drawn = draw_detections(image, detections, manifest.classes if manifest else None)
     out = io.BytesIO()
     drawn.save(out, format="JPEG", quality=90)

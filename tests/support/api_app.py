@@ -14,9 +14,9 @@ from PIL import Image
 from detectflow import layout
 from detectflow.catalog import result_entry
 from detectflow.catalog.sqlite import SqliteCatalog
+from detectflow.detection import Detection
 from detectflow.model.manifest import ExportMetrics, InputSpec, Manifest
 from detectflow.records import (
-    BoxDetection,
     ErrorInfo,
     ImageSize,
     ModelRef,
@@ -104,7 +104,7 @@ def write_result(
     buckets: Buckets,
     image_id: str,
     status: str = "done",
-    detections: list[BoxDetection] | None = None,
+    detections: list[Detection] | None = None,
     error: ErrorInfo | None = None,
     filename: str = "cells.jpg",
     size: tuple[int, int] = (64, 48),
@@ -128,9 +128,9 @@ def write_result(
 
 
 DETECTIONS = [
-    BoxDetection(label="RBC", class_id=0, score=0.55, box=(1.0, 2.0, 20.0, 22.0)),
-    BoxDetection(label="WBC", class_id=1, score=0.93, box=(30.0, 10.0, 60.0, 40.0)),
-    BoxDetection(label="Platelets", class_id=2, score=0.41, box=(5.5, 30.25, 12.0, 40.0)),
+    Detection("RBC", 0, 0.55, (1.0, 2.0, 20.0, 22.0)),
+    Detection("WBC", 1, 0.93, (30.0, 10.0, 60.0, 40.0)),
+    Detection("Platelets", 2, 0.41, (5.5, 30.25, 12.0, 40.0)),
 ]
 
 

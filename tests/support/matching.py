@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from detectflow.detection import Detection
-from detectflow.records import BoxDetection
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -14,12 +13,13 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def assert_matches(got: list[BoxDetection], reference: list[Detection]) -> None:
+def assert_matches(got: list[Detection], reference: list[Detection]) -> None:
     """Pipeline (JPEG draft decode) vs Detector.detect (full decode): same objects."""
     strong = [d for d in reference if d.score >= 0.5]
     assert strong, "the reference found nothing confident: not a useful comparison"
     for ref in strong:
-        best = max((iou(ref.box_xyxy, g.box) for g in got if g.label == ref.label), default=0)
+        best = max((iou(ref.box_xyxy, g.box_xyxy) for g in got if g.label == ref.label),
+                   default=0)
         assert best >= 0.7, f"{ref} has no match in the pipeline's result"
     confident = [g for g in got if g.score >= 0.5]
     assert abs(len(confident) - len(strong)) <= max(2, len(strong) // 5)

@@ -25,10 +25,11 @@ from support.api_app import (
 )
 
 from detectflow import layout
-from detectflow.records import BoxDetection, ErrorInfo
+from detectflow.detection import Detection
+from detectflow.records import ErrorInfo
 from detectflow.storage import Buckets
 
-WBC_ONLY = [BoxDetection(label="WBC", class_id=1, score=0.9, box=(1.0, 1.0, 9.0, 9.0))]
+WBC_ONLY = [Detection("WBC", 1, 0.9, (1.0, 1.0, 9.0, 9.0))]
 
 
 @pytest.fixture

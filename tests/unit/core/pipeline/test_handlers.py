@@ -108,7 +108,7 @@ def test_upload_to_result_with_correct_boxes(handlers: PipelineHandlers, bus: Re
     truth = [box for label, box in ground_truth(samples_dir, SAMPLE) if label == "WBC"]
     found = [d for d in record.detections if d.label == "WBC" and d.score >= 0.3]
     for box in truth:
-        assert max(iou(box, d.box) for d in found) >= 0.5
+        assert max(iou(box, d.box_xyxy) for d in found) >= 0.5
     # The notice went out and the work object is gone.
     assert [m.attributes["image_id"] for m in bus.on("results")] == [image_id]
     assert buckets.work.stat(work_key(image_id)) is None
