@@ -130,7 +130,12 @@ class Catalog(Protocol):
         ...
 
     def scan(self) -> Iterator[CatalogRecord]:
-        """Every record (rebuild and repair only: O(catalog))."""
+        """Every record (rebuild only: O(catalog))."""
+        ...
+
+    def states(self) -> Iterator[tuple[str, CatalogStatus]]:
+        """(image_id, status) of every record: what reconcile's full pass compares with the
+        buckets, without holding whole records."""
         ...
 
     def close(self) -> None: ...
@@ -161,6 +166,9 @@ class NullCatalog:
         return []
 
     def scan(self) -> Iterator[CatalogRecord]:
+        return iter(())
+
+    def states(self) -> Iterator[tuple[str, CatalogStatus]]:
         return iter(())
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from detectflow.catalog.base import (
     CatalogQuery,
     CatalogRecord,
     CatalogStats,
+    CatalogStatus,
     Cursor,
 )
 
@@ -145,6 +146,11 @@ class FirestoreCatalog:
     def scan(self) -> Iterator[CatalogRecord]:
         for snapshot in self.collection.stream():
             yield _record(snapshot.to_dict())
+
+    def states(self) -> Iterator[tuple[str, CatalogStatus]]:
+        for snapshot in self.collection.select(["image_id", "status"]).stream():
+            doc = snapshot.to_dict() or {}
+            yield str(doc["image_id"]), doc["status"]
 
     def close(self) -> None:
         self.client.close()

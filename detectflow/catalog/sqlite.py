@@ -19,6 +19,7 @@ from typing import Any
 
 from detectflow.catalog.base import (
     STATUS_RANK,
+    CatalogStatus,
     CatalogPage,
     CatalogQuery,
     CatalogRecord,
@@ -204,6 +205,9 @@ class SqliteCatalog:
         cursor = self._connection().execute(f"{SELECT} ORDER BY i.image_id")
         for row in cursor:
             yield _record(row)
+
+    def states(self) -> Iterator[tuple[str, CatalogStatus]]:
+        yield from self._connection().execute("SELECT image_id, status FROM images")
 
     def count(self) -> int:
         row = self._connection().execute("SELECT COUNT(*) FROM images").fetchone()

@@ -73,7 +73,7 @@ class Reconciler:
         report = ReconcileReport("full", dry_run, older_than)
         done = {info.key[:-5] for info in self.buckets.results.list() if
                 info.key.endswith(".json")}
-        catalogued = {record.image_id: record for record in self.catalog.scan()}
+        catalogued = dict(self.catalog.states())
         cutoff = self.clock() - older_than
         present: set[str] = set()
         young: list[tuple[str, BlobInfo]] = []
@@ -81,12 +81,12 @@ class Reconciler:
             report.checked += 1
             image_id = image_id_for_upload(info.key, info.generation)
             present.add(image_id)
-            record = catalogued.get(image_id)
+            status = catalogued.get(image_id)
             if image_id in done:
-                if record is None or record.status in PENDING:
+                if status is None or status in PENDING:
                     self._repair(image_id, info, report)
                 continue
-            if record is None:
+            if status is None:
                 report.catalogued.append(image_id)
                 if not dry_run:
                     self.catalog.put(self._pending_entry(image_id, info))

@@ -124,8 +124,10 @@ def test_stuck_lists_old_pending_records_oldest_first(catalog: Catalog) -> None:
 
 
 def test_scan_sees_every_record(catalog: Catalog) -> None:
-    catalog.put_many([record(n) for n in range(5)])
+    catalog.put_many([record(n) for n in range(4)] + [done(4, WBC=1)])
     assert sorted(ids(list(catalog.scan()))) == sorted(ids([record(n) for n in range(5)]))
+    assert sorted(catalog.states()) == sorted(
+        [(record(n).image_id, "queued") for n in range(4)] + [(record(4).image_id, "done")])
 
 
 def test_sqlite_never_moves_a_finished_record_back(tmp_path: Path) -> None:
