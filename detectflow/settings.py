@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -24,6 +24,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectflow.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
 from detectflow.topology import BUCKET_NAMES, TOPIC_NAMES
 
+if TYPE_CHECKING:
+    from detectflow.model.manifest import Manifest
+
 StorageBackend = Literal["local", "gcs", "s3"]
 BusBackend = Literal["memory", "pubsub"]
 CatalogBackend = Literal["sqlite", "firestore", "none"]
@@ -33,7 +36,34 @@ class SettingsError(RuntimeError):
     """The configuration cannot work; the message says what to set."""
 
 
-class Settings(BaseSettings):
+class ServingSettings(BaseSettings):
+    """What the pipeline and the web app must agree on, declared once: the image limits an
+    upload is checked against (by the web app, then again by preprocess) and the score
+    threshold detections are served at. `Settings` and the web app's `FrontendSettings` both
+    inherit these fields, so one `DETECTFLOW_*` variable sets both sides."""
+
+    model_config = SettingsConfigDict(env_prefix="DETECTFLOW_", extra="ignore")
+
+    max_image_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES, gt=0, description="Largest accepted image file, in bytes.")
+    max_image_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS, gt=0, description="Largest accepted image, in pixels (w*h).")
+    score_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Serve detections scoring at least this; "
+        "unset: the model manifest's decoding.score_threshold.")
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    def serving_threshold(self, manifest: Manifest) -> float:
+        """The score cut-off detections are served at: this setting, else the manifest's."""
+        if self.score_threshold is not None:
+            return self.score_threshold
+        return manifest.decoding.score_threshold
+
+
+class Settings(ServingSettings):
     model_config = SettingsConfigDict(
         env_prefix="DETECTFLOW_", extra="ignore", populate_by_name=True
     )
@@ -92,8 +122,6 @@ class Settings(BaseSettings):
     model_check_seconds: float = Field(
         10.0, ge=0, description="how often a running instance looks for a newer version"
     )
-    max_image_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
-    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
 
     @field_validator("storage_emulator_host")
     @classmethod
@@ -126,10 +154,6 @@ class Settings(BaseSettings):
                 "GOOGLE_CLOUD_PROJECT (any name works with the emulators)"
             )
         return self
-
-    @property
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
     @property
     def catalog_backend(self) -> CatalogBackend:

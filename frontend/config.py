@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from detectflow.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits
+from detectflow.settings import ServingSettings
 
 MB = 1024 * 1024
 
 
-class FrontendSettings(BaseSettings):
+class FrontendSettings(ServingSettings):
+    """The web app's own settings, plus the image limits and the serving score threshold it
+    shares with the pipeline (declared once, in `detectflow.settings.ServingSettings`)."""
+
     model_config = SettingsConfigDict(env_prefix="DETECTFLOW_", extra="ignore", frozen=True)
 
     api_key: SecretStr | None = Field(
@@ -28,13 +31,6 @@ class FrontendSettings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from other sites, comma-separated "
         "(DETECTFLOW_CORS_ORIGINS=https://a.example,https://b.example; `*` for any).",
-    )
-    # The same variables as the pipeline's (detectflow.settings): one limit for both sides.
-    max_image_bytes: int = Field(
-        default=DEFAULT_MAX_BYTES, gt=0, description="Largest accepted image file, in bytes."
-    )
-    max_image_pixels: int = Field(
-        default=DEFAULT_MAX_PIXELS, gt=0, description="Largest accepted image, in pixels (w*h)."
     )
     max_files_per_request: int = Field(
         default=20, gt=0, description="Most files one POST /api/images may carry."
@@ -55,7 +51,3 @@ class FrontendSettings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
-
-    @property
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

@@ -151,7 +151,10 @@ class ModelInfo(BaseModel):
     export: str = Field(description="Which export is served, e.g. `int8`.")
     input_size: tuple[int, int] = Field(description="Model input (width, height) in pixels.")
     classes: list[ClassInfo]
-    score_threshold: float = Field(description="Detections below this score are not reported.")
+    score_threshold: float = Field(
+        description="Detections below this score are not reported: the model manifest's "
+        "decoding.score_threshold, unless the server sets DETECTFLOW_SCORE_THRESHOLD."
+    )
     metrics: ModelMetrics
     size_bytes: int | None = Field(default=None, description="Size of the served model file.")
 

@@ -37,13 +37,14 @@ log = logging.getLogger(__name__)
 class PipelineHandlers:
     def __init__(self, buckets: Buckets, bus: EventBus, registry: ModelRegistry,
                  prepared_topic: str, results_topic: str, limits: ImageLimits,
-                 catalog: Catalog | None = None) -> None:
+                 catalog: Catalog | None = None, score_threshold: float | None = None) -> None:
         self.buckets = buckets
         self.registry = registry
         self.catalog = catalog
         self.preprocessor = Preprocessor(buckets, bus, registry, prepared_topic, results_topic,
                                          limits, catalog)
-        self.inferrer = Inferrer(buckets, bus, registry, results_topic, limits, catalog)
+        self.inferrer = Inferrer(buckets, bus, registry, results_topic, limits, catalog,
+                                 score_threshold)
         self.dead_letters = DeadLetterRecorder(buckets, bus, results_topic, catalog)
 
     @classmethod
@@ -54,7 +55,7 @@ class PipelineHandlers:
             buckets.models, settings.model_name, settings.model_cache_dir,
             version=settings.model_version, check_seconds=settings.model_check_seconds)
         return cls(buckets, bus, registry, settings.prepared_topic, settings.results_topic,
-                   settings.image_limits, catalog)
+                   settings.image_limits, catalog, settings.score_threshold)
 
     # In-process bus -------------------------------------------------------------------
     def preprocess_message(self, message: Message) -> Outcome:

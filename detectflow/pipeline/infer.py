@@ -35,13 +35,16 @@ class _AlreadyDone(Exception):
 
 class Inferrer:
     def __init__(self, buckets: Buckets, bus: EventBus, registry: ModelRegistry,
-                 results_topic: str, limits: ImageLimits, catalog: Catalog | None = None) -> None:
+                 results_topic: str, limits: ImageLimits, catalog: Catalog | None = None,
+                 score_threshold: float | None = None) -> None:
         self.buckets = buckets
         self.catalog = catalog
         self.bus = bus
         self.registry = registry
         self.results_topic = results_topic
         self.limits = limits
+        # None: the served model's own (its manifest's decoding.score_threshold).
+        self.score_threshold = score_threshold
 
     def handle(self, notice: PreparedNotice) -> Outcome:
         """Idempotent: the result is written once (`if_absent`). The happy path does not ask
@@ -70,7 +73,7 @@ class Inferrer:
         load_ms = (time.perf_counter() - load_start) * 1e3
         # The Detector serializes its interpreter; decoding runs in parallel, and
         # `last_timings` is per thread, so what we read is this call's.
-        detections = detector.detect_prepared(pixels, placement)
+        detections = detector.detect_prepared(pixels, placement, self.score_threshold)
         stage = detector.last_timings.to_dict()
         now = time.time()
         timings = {**notice.timings_ms, **prepared.timings_ms, "load_work_ms": round(load_ms, 3),

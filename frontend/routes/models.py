@@ -8,20 +8,23 @@ from fastapi import APIRouter
 
 from detectflow.drawing import class_colour
 from detectflow.model.manifest import Manifest
-from frontend.deps import ManifestDep
+from frontend.deps import ManifestDep, SettingsDep
 from frontend.schemas import ClassInfo, ModelInfo, ModelList, ModelMetrics
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 @router.get("", response_model=ModelList, summary="The served model")
-async def list_models(manifest: ManifestDep) -> ModelList:
+async def list_models(manifest: ManifestDep, settings: SettingsDep) -> ModelList:
     """The model behind the results: name, version, classes (with the colours the page and
-    the annotated images use) and its evaluation metrics. Empty while no model is loaded."""
-    return ModelList(models=[model_info(manifest)] if manifest is not None else [])
+    the annotated images use), the score threshold detections are served at and its
+    evaluation metrics. Empty while no model is loaded."""
+    if manifest is None:
+        return ModelList(models=[])
+    return ModelList(models=[model_info(manifest, settings.serving_threshold(manifest))])
 
 
-def model_info(manifest: Manifest) -> ModelInfo:
+def model_info(manifest: Manifest, score_threshold: float) -> ModelInfo:
     served = manifest.exports.get(manifest.export)
     return ModelInfo(
         name=manifest.name,
@@ -33,7 +36,7 @@ def model_info(manifest: Manifest) -> ModelInfo:
             ClassInfo(id=i, name=name, color=_css_colour(i))
             for i, name in enumerate(manifest.classes)
         ],
-        score_threshold=manifest.decoding.score_threshold,
+        score_threshold=score_threshold,
         metrics=ModelMetrics(
             map50=served.map50
             if served and served.map50 is not None

@@ -7,11 +7,13 @@ import re
 
 import pytest
 
+from detectflow.model.manifest import Decoding, InputSpec, Manifest
 from detectflow.settings import SettingsError, load_function_settings, load_settings
 from detectflow.topology import MAX_DELIVERY_ATTEMPTS, default_topology
 
 ENV_VARS = ("GOOGLE_CLOUD_PROJECT", "DETECTFLOW_PROJECT", "STORAGE_EMULATOR_HOST",
-            "PUBSUB_EMULATOR_HOST", "DETECTFLOW_STORAGE", "DETECTFLOW_BUS")
+            "PUBSUB_EMULATOR_HOST", "DETECTFLOW_STORAGE", "DETECTFLOW_BUS",
+            "DETECTFLOW_SCORE_THRESHOLD")
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +67,19 @@ def test_functions_default_to_gcs_and_pubsub(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DETECTFLOW_STORAGE", "local")
     monkeypatch.setenv("DETECTFLOW_BUS", "memory")
     assert load_function_settings().storage == "local"
+
+
+def test_serving_threshold_is_the_manifests_unless_a_setting_overrides_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = Manifest(name="m", version="1", classes=["a"],
+                        input=InputSpec(width=32, height=32, dtype="uint8"),
+                        decoding=Decoding(score_threshold=0.37))
+    assert load_settings().serving_threshold(manifest) == 0.37
+    monkeypatch.setenv("DETECTFLOW_SCORE_THRESHOLD", "0.55")
+    assert load_settings().serving_threshold(manifest) == 0.55
+    monkeypatch.setenv("DETECTFLOW_SCORE_THRESHOLD", "1.5")
+    with pytest.raises(SettingsError, match="score_threshold"):
+        load_settings()
 
 
 def test_topology_is_consistent_and_serializable() -> None:

@@ -90,6 +90,29 @@ def ground_truth(samples_dir: Path, stem: str) -> list[tuple[str, tuple[float, .
     return boxes
 
 
+def test_a_score_threshold_setting_overrides_the_manifests(
+        buckets: Buckets, bus: RecordingBus, model_bundle: Path, samples_dir: Path,
+        tmp_path: Path) -> None:
+    """The same image with the manifest's threshold and with a stricter one set for the
+    pipeline: the stricter run keeps exactly the detections that reach it."""
+    data = (samples_dir / "JPEGImages" / f"{SAMPLE}.jpg").read_bytes()
+    manifest = Detector.load(model_bundle).manifest
+    strict = min(0.95, manifest.decoding.score_threshold + 0.3)
+    scores = {}
+    for name, threshold in (("manifest", None), ("setting", strict)):
+        registry = ModelRegistry(buckets.models, manifest.name, tmp_path / name, check_seconds=0)
+        handlers = PipelineHandlers(buckets, bus, registry, "prepared", "results",
+                                    DEFAULT_LIMITS, score_threshold=threshold)
+        obj = upload(buckets, data)
+        assert run_both_stages(handlers, bus, obj) == "done"
+        record = read_result(buckets, image_id_for_upload(obj.name, obj.generation))
+        assert record is not None
+        scores[name] = sorted(d.score for d in record.detections)
+    assert min(scores["manifest"]) >= manifest.decoding.score_threshold
+    assert any(s < strict for s in scores["manifest"]), "nothing between the two thresholds"
+    assert scores["setting"] == [s for s in scores["manifest"] if s >= strict]
+
+
 def test_upload_to_result_with_correct_boxes(handlers: PipelineHandlers, bus: RecordingBus,
                                              buckets: Buckets, model_bundle: Path,
                                              samples_dir: Path) -> None:
