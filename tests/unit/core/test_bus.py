@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from detectflow.bus import InProcessBus, Message, SubscriptionOptions
 from detectflow.bus.base import DEAD_LETTER_DELIVERY_COUNT, DEAD_LETTER_SOURCE_SUBSCRIPTION
@@ -12,8 +15,17 @@ from detectflow.topology import RetryPolicy
 FAST = RetryPolicy(minimum_backoff_seconds=0.01, maximum_backoff_seconds=0.05)
 
 
-def test_every_subscription_gets_every_message() -> None:
+@pytest.fixture
+def bus() -> Iterator[InProcessBus]:
+    """A bus whose worker threads stop when the test ends, whether it passed or not."""
     bus = InProcessBus()
+    try:
+        yield bus
+    finally:
+        bus.close()
+
+
+def test_every_subscription_gets_every_message(bus: InProcessBus) -> None:
     seen: dict[str, list[bytes]] = {"a": [], "b": []}
     bus.subscribe("a", "topic", lambda m: seen["a"].append(m.data))
     bus.subscribe("b", "topic", lambda m: seen["b"].append(m.data))
@@ -22,11 +34,9 @@ def test_every_subscription_gets_every_message() -> None:
     bus.publish("nobody-listens", b"dropped")
     assert bus.wait_idle(5)
     assert sorted(seen["a"]) == sorted(seen["b"]) == sorted(str(i).encode() for i in range(20))
-    bus.close()
 
 
-def test_failed_deliveries_are_retried_with_increasing_attempts() -> None:
-    bus = InProcessBus()
+def test_failed_deliveries_are_retried_with_increasing_attempts(bus: InProcessBus) -> None:
     attempts: list[int] = []
 
     def flaky(message: Message) -> None:
@@ -38,11 +48,9 @@ def test_failed_deliveries_are_retried_with_increasing_attempts() -> None:
     bus.publish("t", b"x")
     assert bus.wait_idle(5)
     assert attempts == [1, 2, 3]
-    bus.close()
 
 
-def test_poison_message_moves_to_the_dead_letter_topic() -> None:
-    bus = InProcessBus()
+def test_poison_message_moves_to_the_dead_letter_topic(bus: InProcessBus) -> None:
     dead: list[Message] = []
     calls = 0
 
@@ -62,11 +70,9 @@ def test_poison_message_moves_to_the_dead_letter_topic() -> None:
     assert dead[0].attributes["image_id"] == "abc"
     assert dead[0].attributes[DEAD_LETTER_SOURCE_SUBSCRIPTION] == "work"
     assert dead[0].attributes[DEAD_LETTER_DELIVERY_COUNT] == "5"
-    bus.close()
 
 
-def test_workers_run_in_parallel() -> None:
-    bus = InProcessBus()
+def test_workers_run_in_parallel(bus: InProcessBus) -> None:
     active = 0
     peak = 0
     lock = threading.Lock()
@@ -85,15 +91,12 @@ def test_workers_run_in_parallel() -> None:
         bus.publish("t", b"x")
     assert bus.wait_idle(5)
     assert peak == 3
-    bus.close()
 
 
-def test_wait_idle_times_out_while_work_is_pending() -> None:
-    bus = InProcessBus()
+def test_wait_idle_times_out_while_work_is_pending(bus: InProcessBus) -> None:
     release = threading.Event()
     bus.subscribe("s", "t", lambda m: release.wait(5))
     bus.publish("t", b"x")
     assert bus.wait_idle(0.1) is False
     release.set()
     assert bus.wait_idle(5) is True
-    bus.close()

@@ -1,4 +1,4 @@
-"""The shared core: safe decoding, letterboxing, box helpers and CenterNet decoding."""
+"""detectflow.imaging: sniffing, safe decoding (limits, EXIF orientation, modes), letterboxing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectflow.boxes import batched_nms, box_area, clip_boxes, nms, pairwise_iou
 from detectflow.imaging import (
     PAD_VALUE,
     ImageError,
@@ -21,8 +20,6 @@ from detectflow.imaging import (
     load_image,
     sniff_image,
 )
-from detectflow.model.decode import decode_centernet, max_filter_3x3
-from detectflow.model.manifest import Decoding
 
 
 def _encode(img: Image.Image, fmt: str, **options: object) -> bytes:
@@ -221,101 +218,10 @@ def test_load_image_takes_paths_bytes_and_pil_images(tmp_path: object) -> None:
         assert img.size == (64, 48) and img.mode == "RGB"
 
 
-# --- boxes ------------------------------------------------------------------------------------
-
-
-def test_area_and_iou() -> None:
-    a = np.array([[0, 0, 10, 10], [5, 5, 15, 15]], np.float32)
-    b = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [3, 3, 3, 9]], np.float32)
-
-    np.testing.assert_allclose(box_area(b), [100, 100, 0])
-    np.testing.assert_allclose(pairwise_iou(a, b), [[1, 0, 0], [25 / 175, 0, 0]], rtol=1e-6)
-
-
-def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
-    scores = np.array([0.6, 0.9, 0.5], np.float32)
-
-    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
-    assert nms(boxes, scores, 0.9).tolist() == [1, 0, 2]  # IoU .82 is below .9
-
-
-def test_batched_nms_never_suppresses_across_classes() -> None:
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [-30, -30, -20, -20], [-11, -11, -1, -1]],
-                     np.float32)
-    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
-    class_ids = np.array([0, 1, 1, 1], np.int64)
-
-    keep = batched_nms(boxes, scores, class_ids, 0.5)
-
-    # Box 3 (class 1) sits exactly one "max + 1" step from box 0 (class 0): a per-class offset
-    # of max + 1 would stack them and suppress it. All four must survive.
-    assert sorted(keep.tolist()) == [0, 1, 2, 3]
-    assert batched_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                       np.zeros(0, np.int64), 0.5).shape == (0,)
-
-
-def test_clip_boxes_returns_a_clipped_copy() -> None:
-    boxes = np.array([[-5, -5, 50, 70]], np.float32)
-
-    clipped = clip_boxes(boxes, 40, 60)
-
-    assert clipped.tolist() == [[0, 0, 40, 60]] and boxes[0, 0] == -5
-
-
-# --- CenterNet decoding -----------------------------------------------------------------------
-
-
-def test_decode_centernet_turns_peaks_and_edges_into_boxes() -> None:
-    spec = Decoding(stride=4, ltrb_unit_px=16.0, score_threshold=0.3, nms_iou=0.6)
-    heatmap = np.zeros((24, 32, 2), np.float32)
-    ltrb = np.zeros((24, 32, 4), np.float32)
-    heatmap[10, 20, 1] = 0.9  # cell centre (82, 42)
-    heatmap[10, 19, 1] = 0.5  # a shoulder of the same peak: not a local maximum
-    heatmap[3, 4, 0] = 0.2  # below the threshold
-    ltrb[10, 20] = (1, 1, 2, 2)
-
-    raw = decode_centernet(heatmap, ltrb, spec)
-
-    assert raw.class_ids.tolist() == [1]
-    np.testing.assert_allclose(raw.scores, [0.9])
-    np.testing.assert_allclose(raw.boxes_xyxy, [[66, 26, 114, 74]])
-    assert len(decode_centernet(heatmap, ltrb, spec, score_threshold=0.1).scores) == 2
-
-
-def test_decode_centernet_caps_detections() -> None:
-    spec = Decoding(max_detections=5, score_threshold=0.1)
-    heatmap = np.zeros((20, 20, 1), np.float32)
-    heatmap[::2, ::2, 0] = np.linspace(0.2, 0.9, 100).reshape(10, 10)
-    ltrb = np.full((20, 20, 4), 0.1, np.float32)
-
-    raw = decode_centernet(heatmap, ltrb, spec)
-
-    assert len(raw.scores) == 5
-    np.testing.assert_allclose(raw.scores, np.sort(raw.scores)[::-1])
-    assert raw.scores.min() >= 0.85
-
-
-def test_max_filter_3x3() -> None:
-    grid = np.zeros((4, 4, 1), np.float32)
-    grid[1, 2, 0] = 1.0
-
-    out = max_filter_3x3(grid)[..., 0]
-
-    assert out[0:3, 1:4].min() == 1.0 and out[3].max() == 0.0 and out[:, 0].max() == 0.0
-
-
 def test_16_bit_grey_keeps_its_brightness() -> None:
     """A dim 16-bit image stays dim (16-bit range -> 8 bits), it is not stretched to white."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    from detectflow.imaging import decode_image
-
     dim = Image.fromarray(np.full((16, 16), 4112, dtype=np.uint16))  # 4112 / 257 = 16
-    buffer = io.BytesIO()
-    dim.save(buffer, format="PNG")
-    pixels = np.asarray(decode_image(buffer.getvalue()))
+
+    pixels = np.asarray(decode_image(_encode(dim, "PNG")))
+
     assert pixels.shape == (16, 16, 3) and int(pixels.max()) == 16

@@ -1,4 +1,6 @@
-"""The trainer's gs:// folders and `--publish`, against fake-gcs-server (no TensorFlow)."""
+"""The trainer's gs:// folders and `--publish`, against fake-gcs-server (no TensorFlow), and
+`--publish` to a local folder. Only the tests that talk to fake-gcs-server carry the
+`emulators` marker."""
 
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ from detectflow.storage import GcsBlobStore, LocalBlobStore
 from detectflow.storage.gcs import make_gcs_client
 from detectflow.storage.uri import download_folder, publish_to, upload_folder
 
-pytestmark = pytest.mark.emulators
-
 
 @pytest.fixture
 def gcs(gcs_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -26,6 +26,7 @@ def gcs(gcs_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return gcs_url
 
 
+@pytest.mark.emulators
 def test_dataset_round_trips_through_a_bucket(gcs: str, voc_root: Path, tmp_path: Path) -> None:
     written = upload_folder(voc_root, "gs://data/datasets/shapes")
     local = download_folder("gs://data/datasets/shapes", tmp_path / "copy")
@@ -36,11 +37,13 @@ def test_dataset_round_trips_through_a_bucket(gcs: str, voc_root: Path, tmp_path
     assert (local / sample).read_bytes() == (voc_root / sample).read_bytes()
 
 
+@pytest.mark.emulators
 def test_download_of_an_empty_prefix_is_a_clear_error(gcs: str, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothing found under gs://data/missing"):
         download_folder("gs://data/missing", tmp_path / "x")
 
 
+@pytest.mark.emulators
 def test_publish_bundle_to_models_bucket(gcs: str, bccd_bundle: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(bccd_bundle, bundle)
