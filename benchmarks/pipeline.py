@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import report  # noqa: E402  (benchmarks/report.py: writes our section of docs/benchmarks.md)
 
+from detectflow.catalog.sqlite import SqliteCatalog  # noqa: E402
 from detectflow.imaging import DEFAULT_LIMITS  # noqa: E402
 from detectflow.launcher.embedded import EmbeddedPipeline  # noqa: E402
 from detectflow.launcher.emulators import EmulatorConfig, EmulatorStack  # noqa: E402
@@ -271,7 +272,9 @@ def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
                                      model_name=name, model_cache_dir=root / "cache")
             buckets = Buckets.local(settings.data_dir)
             publish_bundle(buckets.models, bundle)
-            with EmbeddedPipeline(buckets, settings, workers=instances, watch=False) as p:
+            catalog = SqliteCatalog(root / "catalog.sqlite3")  # written in the path, as in `up`
+            with EmbeddedPipeline(buckets, settings, workers=instances, watch=False,
+                                  catalog=catalog) as p:
                 target = Target(p.buckets, lambda logs=logs: logs.lines)  # type: ignore[misc]
                 summaries.append(measure(target, images, count, repeats, latency_count, meter,
                                          "embedded", instances))
@@ -450,8 +453,11 @@ def render(bound: dict[str, float], summaries: list[Summary], cold: dict[str, fl
         "is measured again (120 images, same process as the uploader) right before and "
         "after every run, and each run's ratio uses their mean. Instances: worker threads per "
         "stage, one interpreter each (embedded), or gunicorn worker processes per function "
-        "behind one push subscription (emulators). Lost = uploads without a result; "
-        "duplicated = results written more than once (from the functions' logs).",
+        "behind one push subscription (emulators). The catalog is written in the path, as "
+        "in `detectflow up`: SQLite (embedded) or the Firestore emulator (emulators), "
+        "`processing` and `done` per image (uploads here go straight to the bucket, so no "
+        "`queued`). Lost = uploads without a result; duplicated = results written more than "
+        "once (from the functions' logs).",
         "",
         "| backend | instances | images/s | % of compute bound | lost | duplicated | failed "
         "| latency p50 | p95 | p99 |",
