@@ -165,7 +165,8 @@ def _embedded_backend(args: argparse.Namespace) -> Iterator[Backend]:
     catalog = make_catalog(settings)
     # The pipeline reconciles itself (start-up scan, stuck records) and watches the folder.
     pipeline = EmbeddedPipeline(buckets, settings, workers=args.instances,
-                                watch=not args.no_watch, catalog=catalog).start()
+                                watch=not args.no_watch, reconcile=True,
+                                catalog=catalog).start()
     data_dir = Path(settings.data_dir).resolve()
     if settings.storage == "local":
         log.info("embedded pipeline running", extra={

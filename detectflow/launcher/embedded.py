@@ -7,9 +7,10 @@ Google Cloud; only the transport differs.
         pipeline.buckets.uploads.put(upload_key(new_image_id(), "cells.jpg"), data)
         pipeline.wait_idle()
 
-With `watch` (the default), it also listens for files dropped into a local uploads folder and
-reconciles in the background: once at start (uploads the last run left without a result), then
-the catalog's stuck records every `settings.reconcile_interval_seconds`.
+With `watch` (the default), it also listens for files dropped into a local uploads folder; with
+`reconcile` (by default: as `watch`) it reconciles in the background: once at start (uploads
+the last run left without a result), then the catalog's stuck records every
+`settings.reconcile_interval_seconds`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class EmbeddedPipeline:
     def __init__(self, buckets: Buckets, settings: Settings, workers: int = 1,
                  watch: bool = True, settle_seconds: float = 0.5,
                  registry: ModelRegistry | None = None,
-                 topology: Topology | None = None, catalog: Catalog | None = None) -> None:
+                 topology: Topology | None = None, catalog: Catalog | None = None,
+                 reconcile: bool | None = None) -> None:
         self.settings = settings
         self.workers = workers
         self.topology = topology or default_topology("local")
@@ -58,14 +60,14 @@ class EmbeddedPipeline:
         self.reconciler = Reconciler(self.buckets, self.catalog, self.redrive)
         self.watcher: UploadsWatcher | None = None
         self.reconcile_loop: ReconcileLoop | None = None
-        if watch:
+        if watch if reconcile is None else reconcile:
             self.reconcile_loop = ReconcileLoop(self.reconciler,
                                                 settings.reconcile_interval_seconds,
                                                 settings.reconcile_older_than_seconds,
                                                 settle_seconds)
-            if isinstance(buckets.uploads, LocalBlobStore):
-                self.watcher = UploadsWatcher(buckets.uploads, buckets.uploads.root,
-                                              self.notifier, settle_seconds=settle_seconds)
+        if watch and isinstance(buckets.uploads, LocalBlobStore):
+            self.watcher = UploadsWatcher(buckets.uploads, buckets.uploads.root,
+                                          self.notifier, settle_seconds=settle_seconds)
         self._started = False
 
     def redrive(self, obj: StorageObject) -> None:
