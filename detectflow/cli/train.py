@@ -13,8 +13,10 @@ from typing import Any
 HELP = "train a detector on a labelled dataset, then export an int8 bundle"
 DESCRIPTION = """\
 Train a compact anchor-free detector (CenterNet/TTFNet head, MobileNetV2-style backbone) with
-TensorFlow/Keras on a labelled dataset: Pascal VOC (standard layout Annotations/, JPEGImages/,
-ImageSets/Main/*.txt, or flat annotations/ + images/). Malformed annotations are fixed or
+TensorFlow/Keras on a labelled dataset as CVAT, Label Studio, Roboflow or Ultralytics export
+it: Pascal VOC (Annotations/ + JPEGImages/ + ImageSets/Main/*.txt, or flat annotations/ +
+images/), COCO JSON (annotations/instances_<split>.json, or one .json file) or YOLO (data.yaml
++ images/<split> + labels/<split>), found from the files. Malformed annotations are fixed or
 skipped and reported. Checkpoints are chosen on a validation split carved from the training
 split (never on test). After training, the run is exported (see `detectflow export`) unless
 --no-export is given.
@@ -71,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = TrainConfig(data="")
     data = parser.add_argument_group("data")
-    data.add_argument("--data", help="dataset folder (Pascal VOC, standard or flat layout)")
+    data.add_argument("--data", help="dataset: a VOC, COCO or YOLO folder (or a COCO .json)")
     data.add_argument("--classes", nargs="+", help="class names (default: found in the data)")
     data.add_argument("--train-split", default=defaults.train_split,
                       help="default: %(default)s")
