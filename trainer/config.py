@@ -24,6 +24,7 @@ class TrainConfig:
     batch_size: int = 16  # global batch (split over replicas)
     learning_rate: float = 4e-3
     weight_decay: float = 5e-4
+    box_loss_weight: float = 2.0  # GIoU loss weight against the heatmap focal loss (1.0)
     warmup_epochs: int = 3
     ema_momentum: float = 0.998
     width: float = 1.0

@@ -77,7 +77,8 @@ def fine_tune(model: Any, run_dir: Path, epochs: int, learning_rate: float) -> N
     steps = len(batches)
     schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, 0.05)
     model.compile(optimizer=tf_keras.optimizers.Adam(schedule),
-                  loss=[heatmap_focal_loss, box_giou_loss], loss_weights=[1.0, 2.0])
+                  loss=[heatmap_focal_loss, box_giou_loss],
+                  loss_weights=[1.0, config.box_loss_weight])
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
 
 

@@ -281,7 +281,7 @@ def compile_model(model: Any, config: TrainConfig) -> None:
     model.compile(
         optimizer=optimizer,
         loss={"heatmap": heatmap_focal_loss, "ltrb": box_giou_loss},
-        loss_weights={"heatmap": 1.0, "ltrb": 2.0},
+        loss_weights={"heatmap": 1.0, "ltrb": config.box_loss_weight},
     )
 
 

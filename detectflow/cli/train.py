@@ -101,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="global batch (default: %(default)s)")
     fit.add_argument("--lr", type=float, default=defaults.learning_rate,
                      help="peak learning rate (default: %(default)s)")
+    fit.add_argument("--box-loss-weight", type=float, default=defaults.box_loss_weight,
+                     help="weight of the box (GIoU) loss; the heatmap's is 1 "
+                     "(default: %(default)s)")
     fit.add_argument("--patience", type=int, default=defaults.patience,
                      help="evaluations without val improvement before stopping "
                      "(default: %(default)s)")
@@ -170,6 +173,7 @@ def build_config(args: argparse.Namespace) -> Any:
         data=args.data, out=args.out, name=args.name or Path(args.data).resolve().name,
         classes=args.classes, train_split=args.train_split, val_split=args.val_split,
         val_fraction=args.val_fraction, batch_size=args.batch, learning_rate=args.lr,
+        box_loss_weight=args.box_loss_weight,
         patience=args.patience, seed=args.seed, workers=args.workers,
         cpu_replicas=args.cpu_replicas, init_from=args.init_from,
     )
