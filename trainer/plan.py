@@ -46,6 +46,8 @@ CROP_MAX_OBJECT_FRACTION = 0.6  # crops only if the large objects (p95) fit 0.6 
 TIME_BUDGET_MINUTES = 24.0
 MAX_EPOCHS = 300
 EVAL_EVERY_STEPS = 50  # validate about every 50 optimizer steps
+DENSE_OBJECTS = 8  # median objects per image from which a scene counts as dense
+ISOTROPIC_WIDE = (0.35, 0.65)  # share of boxes wider than tall, for "as often wide as tall"
 SMALL_DATASET = 1000  # images: below this, mixup on top of mosaic (Ultralytics scratch-high)
 WIDTH = 1.25  # channel multiplier: ~0.43 M parameters, int8 ~0.6 MB, ~6 ms per image on one core
 
@@ -61,6 +63,7 @@ class DataProfile:
     object_size: dict[str, float]  # p5 / p50 / p95 of the relative object size, all classes
     class_median_size: dict[str, float]  # per class: median relative size
     largest_side: float  # p95 of the larger box side relative to the image's same side
+    wide_share: float  # share of boxes wider than tall (squares count half)
 
     @property
     def aspect(self) -> float:
@@ -94,10 +97,11 @@ def profile_dataset(items: Sequence[Annotation], classes: Sequence[str]) -> Data
     if not items:
         raise ValueError("no labelled images to plan from")
     sizes = np.array([(a.width, a.height) for a in items], dtype=np.float64)
-    relative, largest, labels = [], [], []
+    relative, largest, labels, wide = [], [], [], []
     for a in items:
         box_w = a.boxes_xyxy[:, 2] - a.boxes_xyxy[:, 0]
         box_h = a.boxes_xyxy[:, 3] - a.boxes_xyxy[:, 1]
+        wide.append((box_w > box_h) + 0.5 * (box_w == box_h))  # a square counts half
         relative.append(np.sqrt(box_w * box_h / (a.width * a.height)))
         largest.append(np.maximum(box_w / a.width, box_h / a.height))
         labels.append(a.class_ids)
@@ -115,6 +119,7 @@ def profile_dataset(items: Sequence[Annotation], classes: Sequence[str]) -> Data
         object_size={f"p{q}": round(float(np.percentile(rel, q)), 4) for q in (5, 50, 95)},
         class_median_size=per_class,
         largest_side=round(float(np.percentile(big, 95)), 4),
+        wide_share=round(float(np.mean(np.concatenate(wide))), 4),
     )
 
 
@@ -161,9 +166,8 @@ def plan_training(profile: DataProfile) -> TrainingPlan:
          "crop; more objects per step)") if crop_fits else
         (f"samples: whole images with mosaic {augment.mosaic:.0%} and mixup {augment.mixup:.0%}"
          f" (large objects, p95 {large_px:.0f} px, would be cut by a {CROP} px crop)"),
-        f"scale jitter {augment.scale_min}-{augment.scale_max}, horizontal flips; vertical "
-        "flips and 90-degree turns only with --aug-vertical-flip/--aug-rotate90 (data with no "
-        "'up', e.g. microscopy: not something the labels can tell)",
+        f"scale jitter {augment.scale_min}-{augment.scale_max}, horizontal flips",
+        _turns_reason(profile, augment.rotate90),
         f"width {WIDTH}: the network's channel multiplier (~0.43 M parameters)",
         f"budget {TIME_BUDGET_MINUTES:.0f} min wall time (cosine schedule annealed to it), at most"
         f" {MAX_EPOCHS} epochs; validation every {eval_every} epoch(s) (~{EVAL_EVERY_STEPS} steps)",
@@ -175,11 +179,32 @@ def plan_training(profile: DataProfile) -> TrainingPlan:
     )
 
 
+def has_no_up(profile: DataProfile) -> bool:
+    """Dense scenes of objects as often wide as tall: top-down imagery (microscopy, aerial)
+    where a flipped or turned image is as real as the original. Street scenes, shelves and
+    crowds are dense too, but their objects have a side (cars wide, people tall)."""
+    low, high = ISOTROPIC_WIDE
+    return profile.objects_per_image[0] >= DENSE_OBJECTS and low <= profile.wide_share <= high
+
+
+def _turns_reason(profile: DataProfile, turns: bool) -> str:
+    scene = (f"{profile.objects_per_image[0]:g} objects per image, {profile.wide_share:.0%} "
+             "of them wider than tall")
+    if turns:
+        return (f"vertical flips and 90-degree turns: {scene}: dense and isotropic, like "
+                "microscopy or aerial images, which have no 'up'")
+    return (f"no vertical flips or 90-degree turns: {scene} (they are used for dense scenes "
+            f"of >= {DENSE_OBJECTS} objects as often wide as tall: images with no 'up')")
+
+
 def _augment_for(profile: DataProfile, crops: bool) -> AugmentConfig:
+    turns = has_no_up(profile)
     if crops:
-        return AugmentConfig(crop=CROP, scale_min=0.75, scale_max=1.25)
+        return AugmentConfig(crop=CROP, scale_min=0.75, scale_max=1.25, flip_vertical=turns,
+                             rotate90=turns)
     mixup = 0.1 if profile.images < SMALL_DATASET else 0.0
-    return AugmentConfig(crop=None, scale_min=0.5, scale_max=1.5, mosaic=1.0, mixup=mixup)
+    return AugmentConfig(crop=None, scale_min=0.5, scale_max=1.5, mosaic=1.0, mixup=mixup,
+                         flip_vertical=turns, rotate90=turns)
 
 
 def format_plan(profile: DataProfile, plan: TrainingPlan) -> str:

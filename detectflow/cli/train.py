@@ -115,9 +115,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--cpu-replicas", type=int, default=0,
                      help="mirror training over N logical CPU devices (testing tf.distribute)")
     aug = parser.add_argument_group("augmentation")
-    aug.add_argument("--aug-vertical-flip", action="store_true",
-                     help="random vertical flips (data with no 'up', e.g. microscopy)")
-    aug.add_argument("--aug-rotate90", action="store_true", help="random 90 degree turns")
+    aug.add_argument("--aug-vertical-flip", action=argparse.BooleanOptionalAction,
+                     help=f"random vertical flips: for data with no 'up' ({PLANNED})")
+    aug.add_argument("--aug-rotate90", action=argparse.BooleanOptionalAction,
+                     help=f"random 90 degree turns ({PLANNED})")
     aug.add_argument("--no-hflip", action="store_true", help="no horizontal flips")
     aug.add_argument("--mosaic", type=probability, help=f"probability of a 2x2 mosaic ({PLANNED})")
     aug.add_argument("--mixup", type=probability, help=f"probability of a mixup ({PLANNED})")
@@ -143,9 +144,11 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
             chosen[field] = getattr(args, flag)
     if args.max_minutes is not None:
         chosen["max_minutes"] = args.max_minutes or None
-    augment: dict[str, Any] = {"flip_horizontal": not args.no_hflip,
-                               "flip_vertical": args.aug_vertical_flip,
-                               "rotate90": args.aug_rotate90}
+    augment: dict[str, Any] = {"flip_horizontal": not args.no_hflip}
+    if args.aug_vertical_flip is not None:
+        augment["flip_vertical"] = args.aug_vertical_flip
+    if args.aug_rotate90 is not None:
+        augment["rotate90"] = args.aug_rotate90
     if args.crop is not None:
         augment["crop"] = args.crop or None
     if args.mosaic is not None:

@@ -93,3 +93,15 @@ def test_show_plan_rejects_a_bad_probability(tmp_path: Path) -> None:
         [sys.executable, "-m", "detectflow.cli", "train", "--data", str(data), "--show-plan",
          "--mosaic", "1.5"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "probability" in result.stderr
+
+
+def test_dense_isotropic_scenes_get_flips_and_turns_others_do_not() -> None:
+    cells = [image_with(640, 480, [(90, 0)] * 12) for _ in range(50)]  # square, dense
+    assert plan_training(profile_dataset(cells, ["cell"])).augment.rotate90
+    people = [image_with(640, 480, [(90, 0)] * 12) for _ in range(50)]
+    tall = [Labels(p.width, p.height, p.boxes_xyxy * np.array([1, 1, 0.5, 1], np.float32),
+                   p.class_ids) for p in people]  # same scenes, every box twice as tall as wide
+    assert not plan_training(profile_dataset(tall, ["person"])).augment.rotate90
+    sparse = [image_with(640, 480, [(90, 0)]) for _ in range(50)]
+    plan = plan_training(profile_dataset(sparse, ["cell"]))
+    assert not plan.augment.rotate90 and not plan.augment.flip_vertical
