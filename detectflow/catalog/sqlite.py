@@ -19,11 +19,11 @@ from typing import Any
 
 from detectflow.catalog.base import (
     STATUS_RANK,
-    CatalogStatus,
     CatalogPage,
     CatalogQuery,
     CatalogRecord,
     CatalogStats,
+    CatalogStatus,
     Cursor,
 )
 
