@@ -20,8 +20,9 @@ from pathlib import Path
 
 from report import machine_line, write_section  # this script's folder is on sys.path
 
-from detectflow.datasets.voc import load_voc
+from detectflow.datasets import load_dataset
 from detectflow.evaluation.bundle import evaluate_bundle
+from detectflow.evaluation.metrics import EVAL_SCORE_THRESHOLD
 from detectflow.imaging import decode_image, letterbox
 from detectflow.model import Detector, Manifest
 
@@ -81,7 +82,7 @@ def export_rows(bundle: Path, manifest: Manifest, items: list, runs: int) -> lis
         if name == "default":
             continue
         detector = Detector.load(bundle, model_file=export.file)
-        report = evaluate_bundle(detector, items, score_threshold=0.01)
+        report = evaluate_bundle(detector, items, score_threshold=EVAL_SCORE_THRESHOLD)
         per_class = report.to_dict()["per_class"]
         detector.infer(pixels)
         latency = median_ms(lambda d=detector: d.infer(pixels), runs)
@@ -98,7 +99,7 @@ def export_rows(bundle: Path, manifest: Manifest, items: list, runs: int) -> lis
 def main() -> None:
     args = parse_args()
     manifest = Manifest.read(args.bundle)
-    items = load_voc(args.data, classes=manifest.classes).split(args.split)
+    items = load_dataset(args.data, classes=manifest.classes).split(args.split)
     rows = [
         "| export | size KiB | mAP@0.5 | mAP@.5:.95 | AP@0.5 per class | latency ms (median) |",
         "|---|---:|---:|---:|---|---:|",

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectflow.datasets import Annotation, format_issue_report, issue_counts, load_dataset
+from detectflow.datasets import (
+    Annotation,
+    carve_validation,
+    format_issue_report,
+    issue_counts,
+    load_dataset,
+)
 from trainer.cache import CachedSplit, build_cache
 from trainer.config import TrainConfig
 
@@ -33,20 +39,6 @@ class TrainingData:
             "data_hash": self.data_hash,
             "annotation_issues": self.issue_counts,
         }
-
-
-def carve_validation(
-    items: list[Annotation], fraction: float
-) -> tuple[list[Annotation], list[Annotation]]:
-    """Deterministic split by a hash of the image id: stable when images are added."""
-
-    def bucket(item: Annotation) -> float:
-        digest = hashlib.sha256(item.image_id.encode()).hexdigest()
-        return int(digest[:8], 16) / 0xFFFFFFFF
-
-    val = [item for item in items if bucket(item) < fraction]
-    train = [item for item in items if bucket(item) >= fraction]
-    return train, val
 
 
 def split_items(config: TrainConfig) -> tuple[Any, list[Annotation], list[Annotation]]:

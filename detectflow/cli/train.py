@@ -133,6 +133,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="publish the bundle to this models bucket (gs://BUCKET) or folder")
 
 
+def default_name(data: str) -> str:
+    """The model's name: the dataset folder's, or the file's stem for a COCO .json / YOLO .yaml
+    given directly (`instances_train.json` -> the folder it is in, as exporters name files)."""
+    path = Path(data).resolve()
+    if path.is_file():
+        return path.parent.parent.name if path.parent.name == "annotations" else path.stem
+    return path.name
+
+
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     """The plan-driven settings the user gave explicitly (None = let the plan choose)."""
     chosen: dict[str, Any] = {}
@@ -173,7 +182,7 @@ def build_config(args: argparse.Namespace) -> Any:
     if not args.data:
         raise SystemExit("detectflow train: --data is required (unless --resume)")
     base = TrainConfig(
-        data=args.data, out=args.out, name=args.name or Path(args.data).resolve().name,
+        data=args.data, out=args.out, name=args.name or default_name(args.data),
         classes=args.classes, train_split=args.train_split, val_split=args.val_split,
         val_fraction=args.val_fraction, batch_size=args.batch, learning_rate=args.lr,
         box_loss_weight=args.box_loss_weight,

@@ -141,7 +141,7 @@ def test_two_worker_processes_train_together_and_only_the_chief_writes(tmp_path:
     machine, one replica each, gradients all-reduced between them."""
     from support.synthetic import make_voc_dataset
 
-    from detectflow.launcher.emulators import free_port
+    from detectflow.launcher.testing import free_port
 
     data = make_voc_dataset(tmp_path / "voc", n_images=16, seed=7)
     cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
