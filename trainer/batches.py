@@ -1,12 +1,14 @@
 """Batches for `model.fit`: augmented samples and their heatmap/ltrb targets, built in numpy.
 
-`TrainBatches` is a Keras `PyDataset`: with `workers` > 1 Keras builds batches in that many
-threads ahead of the step (Pillow and numpy release the GIL for most of the work), so a fast
-accelerator is not left waiting for the CPU.
+`TrainBatches` is a Keras `PyDataset`. Keras builds its batches ahead of the training step: in
+one tf.data thread by default, or with `workers` > 1 in that many threads (Pillow and numpy
+release the GIL for most of the work), so a fast accelerator is not left waiting for the CPU;
+`loader_threads` chooses.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 import keras
@@ -44,6 +46,12 @@ def sample_size(augment_config: AugmentConfig, input_size: tuple[int, int]) -> t
     """(width, height) of a training sample: the square crop, or the whole model input."""
     crop = augment_config.crop
     return (crop, crop) if crop is not None else input_size
+
+
+def loader_threads() -> int:
+    """Batch-building threads: a quarter of the CPUs, at least one. On 2 cores that is one
+    (training already uses both); a GPU machine with 16 vCPUs gets 4."""
+    return max(1, (os.cpu_count() or 1) // 4)
 
 
 class TrainBatches(keras.utils.PyDataset):

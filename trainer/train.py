@@ -34,7 +34,7 @@ from detectflow.evaluation.metrics import (
 from detectflow.model.decode import decode_centernet
 from detectflow.model.manifest import Decoding
 from trainer import multiworker
-from trainer.batches import ImageSet, TrainBatches, normalize
+from trainer.batches import ImageSet, TrainBatches, loader_threads, normalize
 from trainer.cache import CachedSplit
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, load_training_data
@@ -308,7 +308,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     run = RunState(run_dir, config)
     batches = TrainBatches(
         data.train, len(data.classes), config.batch_size, config.augment, config.seed,
-        input_size=config.input_size, stride=config.stride,
+        input_size=config.input_size, stride=config.stride, workers=loader_threads(),
     )
     with strategy.scope():
         if resume and (run_dir / "last.keras").is_file():
