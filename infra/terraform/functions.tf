@@ -1,8 +1,8 @@
 # The pipeline's functions as Cloud Run functions (2nd gen), one per topology function.
 #
 # Sources: `bash infra/package_function.sh` stages build/functions/<source>/ = the function
-# folder (main.py, requirements.txt) + a copy of the `detectflow` package, which the functions
-# import and which is not on PyPI. Terraform zips each staged tree and uploads it under its
+# folder (main.py, requirements.txt) + the modules of the `detectflow` package that its main.py
+# imports (infra/function_modules.py), since detectflow is not on PyPI. Terraform zips each staged tree and uploads it under its
 # content hash, so a code change redeploys and an unchanged tree does not.
 
 data "archive_file" "function_source" {
