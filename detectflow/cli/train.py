@@ -72,7 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from trainer.config import TrainConfig
 
     defaults = TrainConfig(data="")
-    data = parser.add_argument_group("data")
+    _add_data_arguments(parser.add_argument_group("data"), defaults)
+    _add_fit_arguments(parser.add_argument_group("training"), defaults)
+    _add_augment_arguments(parser.add_argument_group("augmentation"))
+    _add_export_arguments(parser.add_argument_group("export"))
+
+
+def _add_data_arguments(data: Any, defaults: Any) -> None:
     data.add_argument("--data", help="dataset: a VOC, COCO or YOLO folder (or a COCO .json)")
     data.add_argument("--classes", nargs="+", help="class names (default: found in the data)")
     data.add_argument("--train-split", default=defaults.train_split,
@@ -82,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="fraction of the train split held out for validation "
                       "(default: %(default)s)")
     data.add_argument("--workers", type=int, help="preprocessing processes (default: all cores)")
-    fit = parser.add_argument_group("training")
+
+
+def _add_fit_arguments(fit: Any, defaults: Any) -> None:
     fit.add_argument("--out", default=defaults.out, help="run folder (default: %(default)s)")
     fit.add_argument("--name", help="model name in the bundle (default: data folder name)")
     fit.add_argument("--show-plan", action="store_true",
@@ -114,7 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "run folder; same classes: all weights, other classes: a new head")
     fit.add_argument("--cpu-replicas", type=int, default=0,
                      help="mirror training over N logical CPU devices (testing tf.distribute)")
-    aug = parser.add_argument_group("augmentation")
+
+
+def _add_augment_arguments(aug: Any) -> None:
     aug.add_argument("--aug-vertical-flip", action=argparse.BooleanOptionalAction,
                      help=f"random vertical flips: for data with no 'up' ({PLANNED})")
     aug.add_argument("--aug-rotate90", action=argparse.BooleanOptionalAction,
@@ -124,7 +134,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--mixup", type=probability, help=f"probability of a mixup ({PLANNED})")
     aug.add_argument("--scale", type=float, nargs=2, metavar=("MIN", "MAX"),
                      help=f"random scale range ({PLANNED})")
-    exp = parser.add_argument_group("export")
+
+
+def _add_export_arguments(exp: Any) -> None:
     exp.add_argument("--no-export", action="store_true", help="train only")
     exp.add_argument("--formats", default="float32,float16,int8,qat",
                      help="exports after training (default: %(default)s)")
