@@ -285,6 +285,49 @@ def embedded_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
     return summaries
 
 
+def catalog_ab(images: list[tuple[str, bytes]], bundle: Path, count: int, repeats: int,
+               meter: BoundMeter) -> dict[str, list[float]]:
+    """The catalog's share of the embedded pipeline: runs with and without it (SQLite), one
+    instance, alternating, each bracketed by the compute bound: what a catalog write costs
+    per image, whatever else the machine is doing."""
+    ratios: dict[str, list[float]] = {"with catalog": [], "without": []}
+    root = Path(tempfile.mkdtemp(prefix="bench-catalog-ab-"))
+    try:
+        name = Manifest.read(bundle).name
+        pipelines = {}
+        for variant in ratios:
+            settings = load_settings(storage="local", bus="memory",
+                                     data_dir=root / variant / "data", model_name=name,
+                                     model_cache_dir=root / "cache")
+            buckets = Buckets.local(settings.data_dir)
+            publish_bundle(buckets.models, bundle)
+            catalog = SqliteCatalog(root / variant / "c.sqlite3") if variant != "without" \
+                else None
+            pipelines[variant] = EmbeddedPipeline(buckets, settings, watch=False,
+                                                  catalog=catalog).start()
+        logs = LogCollector()
+        logger = logging.getLogger("detectflow.pipeline")
+        logger.addHandler(logs)
+        logger.propagate = False
+        try:
+            for variant, pipeline in pipelines.items():  # warm-up
+                drive(Target(pipeline.buckets, lambda: logs.lines), images, 8, None, variant, 1)
+            for _ in range(repeats):
+                for variant, pipeline in pipelines.items():
+                    run = meter.bracket(lambda p=pipeline, v=variant: drive(
+                        Target(p.buckets, lambda: logs.lines), images, count, None, v, 1))
+                    ratios[variant].append(run.throughput / run.bound_per_s)
+        finally:
+            logger.removeHandler(logs)
+            logger.propagate = True
+            for pipeline in pipelines.values():
+                pipeline.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"  catalog A/B: {ratios}", file=sys.stderr)
+    return ratios
+
+
 def emulator_runs(images: list[tuple[str, bytes]], bundle: Path, count: int,
                   instances_list: list[int], repeats: int, latency_count: int,
                   cold_starts: int, meter: BoundMeter
@@ -490,6 +533,23 @@ def render(bound: dict[str, float], summaries: list[Summary], cold: dict[str, fl
     return "\n".join(lines)
 
 
+def render_ab(ab: dict[str, list[float]], bound: dict[str, float], count: int) -> str:
+    with_catalog = statistics.median(ab["with catalog"])
+    without = statistics.median(ab["without"])
+    cost_ms = (1 / with_catalog - 1 / without) * bound["per_image_ms"]
+    return (
+        f"**Catalog writes in the path** (embedded, 1 instance, runs of {count} uploads with "
+        "and without the SQLite catalog, alternating, each against the compute bound measured "
+        "around it): "
+        f"{100 * with_catalog:.0f} % with the catalog "
+        f"({', '.join(f'{100 * r:.0f}' for r in ab['with catalog'])}) against "
+        f"{100 * without:.0f} % without "
+        f"({', '.join(f'{100 * r:.0f}' for r in ab['without'])}): about "
+        f"{cost_ms:+.2f} ms per image at this run's compute bound "
+        f"({bound['per_image_ms']:.2f} ms per image). Two writes per image here (processing, "
+        "done); `benchmarks/catalog.py` times one write alone.")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -516,6 +576,7 @@ def main() -> int:
     print(f"  {bound['per_image_ms']:.2f} ms/image, {bound['images_per_s']:.1f} images/s",
           file=sys.stderr)
     meter = BoundMeter(images, args.model)
+    ab = catalog_ab(images, args.model, args.images, args.repeats, meter)
     summaries = embedded_runs(images, args.model, args.images, instances, args.repeats,
                               args.latency_images, meter)
     cold: dict[str, float] = {}
@@ -526,7 +587,7 @@ def main() -> int:
         summaries += emulated
     source = "../shared/data/bccd" if data == args.data else "tests/data/samples"
     body = render(bound, summaries, cold, len(images), source, Manifest.read(args.model),
-                  args.images, args.repeats)
+                  args.images, args.repeats) + "\n\n" + render_ab(ab, bound, args.images)
     print(body)
     if not args.no_write:
         report.write_section(SECTION, f"## Event pipeline (`benchmarks/pipeline.py`)\n\n{body}")
