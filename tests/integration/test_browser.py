@@ -400,3 +400,26 @@ def test_filters_delete_and_export(server: str, page: Any, samples_dir: Path,
     expect(target).to_have_count(0)
     assert httpx.get(f"{server}/api/images/{cut_id}").status_code == 404
     expect(page.locator("#stats")).to_contain_text(f"{total - 1} images")
+
+
+def test_scrolling_to_the_end_loads_older_pages(server: str, page: Any, samples_dir: Path
+                                                ) -> None:
+    from playwright.sync_api import expect
+
+    sample = (samples_dir / "JPEGImages" / SAMPLE).read_bytes()
+    files = [("file", (f"scroll-{i}.jpg", sample, "image/jpeg")) for i in range(20)]
+    for _ in range(2):  # more than one page (24) in any case
+        assert httpx.post(f"{server}/api/images", files=files, timeout=60).status_code == 202
+    total = len(httpx.get(f"{server}/api/images", params={"limit": 200}).json()["images"])
+    assert total > 24
+    page.set_viewport_size({"width": 1280, "height": 700})
+    page.goto(server)
+    cards = page.locator("#gallery article.card")
+    expect(cards).to_have_count(24)
+    for _ in range(20):  # to the end, as a person scrolls, until nothing more comes
+        page.mouse.wheel(0, 100_000)
+        page.wait_for_timeout(500)
+        if cards.count() == total:
+            break
+    expect(cards).to_have_count(total)
+    assert page.locator("#more").is_hidden()  # the last page has no cursor

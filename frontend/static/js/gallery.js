@@ -155,7 +155,12 @@ export async function loadPage(cursor) {
   } finally {
     update((s) => { s.loading = false; });
   }
+  keepFilling();
 }
+
+// A tall window may show the end of the gallery with room to spare: the observer then sees
+// no change to report, so ask for the next page while the end is still in view.
+let keepFilling = () => {};
 
 // Filters changed: start again from the newest page.
 export async function reload() {
@@ -166,12 +171,19 @@ export async function reload() {
 // Older pages load by themselves when the end of the gallery comes into view.
 export function setupInfiniteScroll(onError) {
   const more = $("more");
+  const end = more.parentElement;
+  const margin = 600;
   more.addEventListener("click", () => loadPage(state.next).catch(onError));
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting) && state.next && !state.loading) {
       loadPage(state.next).catch(onError);
     }
-  }, { rootMargin: "600px" }).observe(more.parentElement);
+  }, { rootMargin: `${margin}px` }).observe(end);
+  keepFilling = () => {
+    if (state.next && end.getBoundingClientRect().top < window.innerHeight + margin) {
+      setTimeout(() => loadPage(state.next).catch(onError), 0);
+    }
+  };
 }
 
 // --- polling ------------------------------------------------------------------------------------
