@@ -126,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with choose(args) as backend, _reconciling(backend):
             _serve(args, backend)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the services were stopped on the way out
+        log.info("stopped")
     except SettingsError as err:
         raise SystemExit(f"detectflow up: {err}") from None
     return 0
