@@ -21,6 +21,10 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
+MIN_FONT_SIZE = 10
+MAX_FONT_SIZE = 160  # px: a label on a 7,000-px photo; more only costs memory and time
+MAX_LINE_WIDTH = 40
+
 
 def class_colour(class_id: int) -> tuple[int, int, int]:
     return PALETTE[class_id % len(PALETTE)]
@@ -35,24 +39,42 @@ def draw_detections(
     image: Image.Image,
     detections: Sequence[Detection],
     classes: Sequence[str] | None = None,
+    box_scale: tuple[float, float] = (1.0, 1.0),
 ) -> Image.Image:
     """A copy of `image` with each box, its label and score drawn in its class colour.
 
     `classes` (the model's class list), when given, keys colours by the label's place in it,
     so records that only kept labels still get the colours the model's classes have.
-    Line width and text size scale with the image, so small and large images both read well.
+    `box_scale` (x, y) maps the boxes (xyxy, pixels of the original) onto `image` when it is a
+    reduced copy of the original. Line width and text size scale with the image, so small and
+    large images both read well.
     """
     canvas = image.convert("RGB")  # always a copy
     draw = ImageDraw.Draw(canvas)
-    line_width = max(1, round(0.003 * (canvas.width + canvas.height)))
-    font = _font(max(10, round(0.022 * max(canvas.width, canvas.height))))
+    line_width, font_size = stroke_sizes(canvas.size)
+    font = _font(font_size)
     for detection in detections:
         colour = class_colour(_colour_index(detection, classes))
         x0, y0, x1, y1 = detection.box_xyxy
+        x0, x1 = x0 * box_scale[0], x1 * box_scale[0]
+        y0, y1 = y0 * box_scale[1], y1 * box_scale[1]
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line_width)
         _draw_label(draw, f"{detection.label} {detection.score:.2f}", (x0, y0), colour, font,
                     canvas.size)
     return canvas
+
+
+def stroke_sizes(size: tuple[int, int]) -> tuple[int, int]:
+    """(line width, font size) in pixels for an image of `size`: they grow with the image, so
+    small and large images both read well, but stay bounded by its shorter side and by a
+    fixed cap, so a 4,999,000x8 strip neither asks FreeType for a 110,000-px font nor draws
+    15,000-px lines."""
+    long_side, short_side = max(size), min(size)
+    line_width = min(max(1, round(0.003 * (size[0] + size[1]))), max(1, short_side // 8),
+                     MAX_LINE_WIDTH)
+    font_size = min(max(MIN_FONT_SIZE, round(0.022 * long_side)),
+                    max(MIN_FONT_SIZE, short_side // 2), MAX_FONT_SIZE)
+    return line_width, font_size
 
 
 def _colour_index(detection: Detection, classes: Sequence[str] | None) -> int:

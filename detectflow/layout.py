@@ -18,7 +18,10 @@ import unicodedata
 IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
 _IMAGE_ID = re.compile(IMAGE_ID_PATTERN)
 _UPLOAD_KEY = re.compile(r"^(?P<id>[0-9a-f]{32})/[^/]+$")
-MAX_FILENAME_CHARS = 120
+# The stored key is `<id>/<name>`; on the local-folder backend the name is a file name, and its
+# metadata sidecar is `<name>.json`: most filesystems allow 255 *bytes* per name. 200 bytes of
+# UTF-8 leaves room for the sidecar's suffix (and is far under GCS's and S3's 1024-byte keys).
+MAX_FILENAME_BYTES = 200
 
 
 def new_image_id() -> str:
@@ -31,18 +34,30 @@ def is_image_id(value: str) -> bool:
 
 
 def safe_filename(name: str) -> str:
-    """A display/storage-safe file name: no directories, no control characters, bounded length.
+    """A display/storage-safe file name: no directories, no control characters, at most
+    MAX_FILENAME_BYTES bytes of UTF-8.
 
     Path tricks (`../`, absolute paths, backslashes) are reduced to their last component;
-    unicode letters and spaces are kept, since people name files that way.
+    unicode letters and spaces are kept, since people name files that way. A long name is
+    shortened (whole characters, the extension kept), never refused.
     """
     base = re.split(r"[\\/]", unicodedata.normalize("NFC", name))[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
     base = base.lstrip(".") or "image"
-    if len(base) > MAX_FILENAME_CHARS:
-        stem, dot, ext = base.rpartition(".")
-        base = (stem[: MAX_FILENAME_CHARS - len(ext) - 1] + dot + ext) if dot else base[:120]
-    return base
+    return _fit_bytes(base, MAX_FILENAME_BYTES)
+
+
+def _fit_bytes(name: str, limit: int) -> str:
+    """`name` cut to `limit` bytes of UTF-8 at a character boundary, keeping a short
+    extension (`.jpg`), so the stored object still says what it is."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    suffix = f".{ext}" if dot and stem and len(ext.encode()) <= 16 else ""
+    stem = stem if suffix else name
+    room = limit - len(suffix.encode())
+    cut = stem.encode()[:room].decode("utf-8", errors="ignore").rstrip()
+    return (cut or "image") + suffix
 
 
 def upload_key(image_id: str, filename: str) -> str:
