@@ -8,6 +8,7 @@ embedded backend).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,13 +22,26 @@ from detectflow import __version__
 from detectflow.catalog import Catalog
 from detectflow.model.manifest import Manifest
 from detectflow.storage import Buckets
+from frontend.annotated import AnnotatedRenderer
 from frontend.config import FrontendSettings
 from frontend.deps import API_KEY_HEADER, AppContext, require_api_key
 from frontend.errors import install_error_handlers
-from frontend.middleware import BodySizeLimit, SecurityHeaders
+from frontend.lookups import lookup
+from frontend.middleware import (
+    ApiKeyGuard,
+    BodySizeLimit,
+    HostGuard,
+    RelativeRedirects,
+    SecurityHeaders,
+)
 from frontend.routes import export, health, images, limits, models, pictures, stats
+from frontend.waiting import StatusWatch
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+EVERY_INTERFACE = ("", "0.0.0.0", "::", "*")
 
 DESCRIPTION = f"""
 Upload images, follow them through the detection pipeline, get bounding boxes back.
@@ -49,7 +63,9 @@ a viewer shows it, after EXIF orientation).
 stable for programs, `message` is a sentence for people.
 
 **API key**: when the server sets `DETECTFLOW_API_KEY`, send it in the `{API_KEY_HEADER}`
-header on every `/api` call (`/api/limits` and `/healthz` stay public).
+header on every `/api` call (`/api/limits` and `/healthz` stay public); a request without it
+is answered 401 before its body is read. Without a key, the server answers only to its own
+host names and refuses requests that change data from pages of other sites.
 
 ```
 curl -F file=@a.jpg -F file=@b.jpg http://127.0.0.1:8000/api/images
@@ -72,10 +88,13 @@ def create_app(
     catalog: Catalog,
     model_manifest: Callable[[], Manifest | None],
     settings: FrontendSettings | None = None,
+    *,
+    served_on: str | None = None,
 ) -> FastAPI:
     """The app over `buckets` and `catalog`; `model_manifest()` is asked on each request which
     model is served (None while none is loaded), so a new model version shows up without a
-    restart."""
+    restart. `served_on` (the address the server binds, as `detectflow up` passes it) sets
+    the host names trusted by default when no API key is set."""
     settings = settings or FrontendSettings()
     # Swagger UI (/docs) and ReDoc (/redoc) from files in the wheel, not a CDN: the docs of
     # a self-hosted app must work on a machine without internet.
@@ -86,7 +105,14 @@ def create_app(
         openapi_tags=TAGS,
     )
     app.state.context = AppContext(
-        buckets=buckets, catalog=catalog, model_manifest=model_manifest, settings=settings
+        buckets=buckets, catalog=catalog, model_manifest=model_manifest, settings=settings,
+        renderer=AnnotatedRenderer(
+            max_side=settings.annotated_max_side, concurrency=settings.annotated_concurrency,
+            wait_s=settings.annotated_wait_seconds, cache_bytes=settings.annotated_cache_bytes,
+            limits=settings.image_limits, trim_memory=settings.annotated_trim_memory),
+        watch=StatusWatch(lambda image_id: lookup(buckets, catalog, image_id),
+                          tick_s=settings.status_check_seconds,
+                          max_clients=settings.max_waiting_clients),
     )
     install_error_handlers(app)
 
@@ -99,9 +125,20 @@ def create_app(
     app.include_router(stats.router, dependencies=keyed)
     app.include_router(models.router, dependencies=keyed)
     _add_page(app)
+    _add_middleware(app, settings, served_on)
+    return app
 
-    # Added innermost first: CORS ends up outermost, so even early 413s carry its headers.
+
+def _add_middleware(app: FastAPI, settings: FrontendSettings, served_on: str | None) -> None:
+    """Added innermost first. Outermost, CORS (answers preflights; its headers on every
+    answer, early refusals included), then the security headers, then who may call (Host,
+    Origin, key), then the body limit: all decided from the headers, before the body."""
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ApiKeyGuard, api_key=api_key)
+    app.add_middleware(HostGuard, trusted_hosts=trusted_hosts(settings, served_on),
+                       check_origin=api_key is None, allowed_origins=settings.cors_origins)
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(
@@ -110,7 +147,23 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=[API_KEY_HEADER, "Content-Type"],
         )
-    return app
+
+
+def trusted_hosts(settings: FrontendSettings, served_on: str | None) -> list[str] | None:
+    """Host names to answer to (None: any). DETECTFLOW_TRUSTED_HOSTS when set; else, with no
+    API key, the served address and localhost names; else (a key, or an address unknown
+    to the app, or every interface, whose names it cannot know) any."""
+    if settings.trusted_hosts:
+        return settings.trusted_hosts
+    if settings.api_key is not None or served_on is None:
+        return None
+    if served_on.strip("[]") in EVERY_INTERFACE:
+        log.warning(
+            "serving on every interface without an API key: any host name is answered; set "
+            "DETECTFLOW_TRUSTED_HOSTS to the names clients use, or DETECTFLOW_API_KEY",
+            extra={"host": served_on})
+        return None
+    return [served_on.strip("[]").lower(), *LOCAL_NAMES]
 
 
 def _add_page(app: FastAPI) -> None:

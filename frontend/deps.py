@@ -14,20 +14,25 @@ from detectflow.catalog import Catalog
 from detectflow.layout import IMAGE_ID_PATTERN
 from detectflow.model.manifest import Manifest
 from detectflow.storage import Buckets
+from frontend.annotated import AnnotatedRenderer
 from frontend.config import FrontendSettings
 from frontend.errors import ApiError
+from frontend.waiting import StatusWatch
 
 API_KEY_HEADER = "X-API-Key"
 
 
 @dataclass(frozen=True, slots=True)
 class AppContext:
-    """What `create_app` was given; stored on `app.state.context`."""
+    """What `create_app` was given, and what the app keeps between requests (the annotated
+    renderer with its cache, the status watch of waiting clients); on `app.state.context`."""
 
     buckets: Buckets
     catalog: Catalog
     model_manifest: Callable[[], Manifest | None]
     settings: FrontendSettings
+    renderer: AnnotatedRenderer
+    watch: StatusWatch
 
 
 async def get_context(request: Request) -> AppContext:
@@ -54,7 +59,17 @@ async def get_manifest(context: ContextDep) -> Manifest | None:
     return context.model_manifest()
 
 
+async def get_renderer(context: ContextDep) -> AnnotatedRenderer:
+    return context.renderer
+
+
+async def get_watch(context: ContextDep) -> StatusWatch:
+    return context.watch
+
+
 SettingsDep = Annotated[FrontendSettings, Depends(get_settings)]
+RendererDep = Annotated[AnnotatedRenderer, Depends(get_renderer)]
+WatchDep = Annotated[StatusWatch, Depends(get_watch)]
 BucketsDep = Annotated[Buckets, Depends(get_buckets)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ManifestDep = Annotated[Manifest | None, Depends(get_manifest)]
@@ -75,18 +90,24 @@ _api_key_header = APIKeyHeader(
 )
 
 
+def key_problem(expected: str | None, provided: str | None) -> str | None:
+    """Why a request's key is refused (a sentence), or None when it may pass. Constant-time."""
+    if expected is None:
+        return None
+    if provided is None:
+        return "This server needs an API key in the X-API-Key header."
+    if not secrets.compare_digest(provided.encode(), expected.encode()):
+        return "The API key is not valid."
+    return None
+
+
 async def require_api_key(
     settings: SettingsDep, api_key: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
-    expected = settings.api_key
-    if expected is None:
-        return
-    if api_key is None or not secrets.compare_digest(
-        api_key.encode(), expected.get_secret_value().encode()
-    ):
-        message = (
-            "This server needs an API key in the X-API-Key header."
-            if api_key is None
-            else "The API key is not valid."
-        )
-        raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": API_KEY_HEADER})
+    """Documents the key in OpenAPI (Swagger's Authorize button) and checks it again; the
+    check that counts runs earlier, in frontend.middleware.ApiKeyGuard, before the body is
+    read."""
+    expected = settings.api_key.get_secret_value() if settings.api_key else None
+    problem = key_problem(expected, api_key)
+    if problem is not None:
+        raise ApiError(401, "unauthorized", problem, headers={"WWW-Authenticate": API_KEY_HEADER})

@@ -9,20 +9,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
 
 from detectflow import layout
 from detectflow.catalog import Catalog, upload_entry
 from detectflow.imaging import ImageError, ImageInfo, sniff_image
-from detectflow.pipeline.status import read_result
 from detectflow.storage import Buckets
-from frontend.deps import BucketsDep, CatalogDep, ImageIdPath, SettingsDep
+from frontend.deps import BucketsDep, CatalogDep, ImageIdPath, RendererDep, SettingsDep, WatchDep
 from frontend.errors import IMAGE_ERRORS, ApiError, image_not_found
 from frontend.filters import GalleryQuery, parse_cursor
 from frontend.lookups import delete_image, lookup
@@ -34,17 +34,17 @@ from frontend.schemas import (
     ImageStatus,
     UploadAccepted,
 )
-from frontend.views import detail, image_path, summary
+from frontend.views import image_path, summary
+from frontend.waiting import StatusWatch, TooManyWaiting
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
 TERMINAL: frozenset[str] = frozenset({"done", "failed"})
-LONG_POLL_TICK_S = 0.02
-SSE_TICK_S = 0.1
 MAX_WAIT_S = 30.0
 SSE_MAX_S = 600.0
+BUSY_RETRY_AFTER_S = 5
 
 # HTTP status for each way an upload can be refused (codes from detectflow.imaging).
 _UPLOAD_ERROR_STATUS = {
@@ -60,6 +60,39 @@ def _wait_query(what: str) -> Any:
     return Query(ge=0, le=MAX_WAIT_S, description=what)
 
 
+class UploadFailure(BaseModel):
+    """A file that passed the checks but could not be stored; nothing of it was kept."""
+
+    index: int = Field(description="Its place among the request's `file` fields, from 0.")
+    filename: str
+    code: str
+    message: str
+
+
+class UploadOutcome(UploadAccepted):
+    """`images`: the stored files, in request order; `failed`: the files that could not be
+    stored (a storage error, not the file's fault: send them again later)."""
+
+    failed: list[UploadFailure] = Field(default_factory=list)
+
+
+def _too_many_waiting(watch: StatusWatch) -> ApiError:
+    return ApiError(
+        503, "too_many_waiting_clients",
+        f"{watch.max_clients} clients are already waiting for results on this server; "
+        f"ask again in {BUSY_RETRY_AFTER_S} s, or without `wait`.",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
+@contextmanager
+def _waiting(watch: StatusWatch, image_ids: list[str]) -> Iterator[None]:
+    try:
+        with watch.waiting(image_ids):
+            yield
+    except TooManyWaiting:
+        raise _too_many_waiting(watch) from None
+
+
 # --- upload -----------------------------------------------------------------------------------
 
 
@@ -71,14 +104,16 @@ async def _read_capped(upload: UploadFile, max_bytes: int) -> bytes:
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=UploadAccepted,
+    response_model=UploadOutcome,
     summary="Upload one or more images for detection",
     responses={
-        200: {"model": UploadAccepted, "description": "With `?wait`: every result is inline."},
+        200: {"model": UploadOutcome, "description": "With `?wait`: every result is inline."},
         413: {"model": ErrorResponse, "description": "A file or the request is too large."},
         415: {"model": ErrorResponse, "description": "A file is not a supported image."},
         422: {"model": ErrorResponse, "description": "No file, an empty or tiny image, or "
               "`wait` out of range."},
+        503: {"model": ErrorResponse, "description": "Storage failed: no file was stored "
+              "(`details` lists each)."},
     },
 )
 async def upload_images(
@@ -93,6 +128,7 @@ async def upload_images(
     buckets: BucketsDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    watch: WatchDep,
     response: Response,
     wait: Annotated[
         float,
@@ -100,13 +136,16 @@ async def upload_images(
                     "(`result` of each image): 200 when all are done or failed, else 202 with "
                     "what is known. One call for scripts."),
     ] = 0.0,
-) -> UploadAccepted:
+) -> UploadOutcome:
     """Store the images in the uploads bucket, where the pipeline picks them up.
 
     Every file is checked first (type sniffed from its bytes, size, pixel count); if any file
     is refused, **nothing is stored** and the answer lists each refused file in
     `error.details`. Otherwise the answer is 202 with one entry per file, in order: poll
-    its `url` (or add `?wait=10` to long-poll) until `status` is `done` or `failed`.
+    its `url` (or add `?wait=10` to long-poll) until `status` is `done` or `failed`. A file
+    that storage fails to take is listed in `failed` (the others are stored); when none
+    could be stored, the answer is a 503 listing each. Long names are shortened (to 200
+    bytes of UTF-8, the extension kept).
     """
     if len(file) > settings.max_files_per_request:
         raise ApiError(
@@ -130,13 +169,24 @@ async def upload_images(
         accepted.append((filename, data, info))
     if refused:
         raise _refusal(refused, total=len(file))
-    refs = [
-        await run_in_threadpool(_store, buckets, catalog, name, data, info)
-        for name, data, info in accepted
-    ]
-    if wait > 0 and await _wait_for_results(buckets, refs, wait):
+    refs: list[ImageRef] = []
+    failed: list[UploadFailure] = []
+    for index, (name, data, info) in enumerate(accepted):
+        try:
+            refs.append(await run_in_threadpool(_store, buckets, catalog, name, data, info))
+        except Exception as err:  # storage's own failure: reported for this file, not a 500
+            log.exception("upload not stored", extra={"upload_filename": name})
+            reason = type(err).__name__
+            failed.append(UploadFailure(
+                index=index, filename=name, code="storage_failed",
+                message=f"The file could not be stored ({reason}); nothing of it was kept. "
+                "Send it again."))
+    if not refs:
+        raise ApiError(503, "storage_failed", f"No file could be stored; nothing was kept. "
+                       f"{failed[0].message}", [f.model_dump() for f in failed])
+    if wait > 0 and await _wait_for_results(watch, refs, wait):
         response.status_code = status.HTTP_200_OK
-    return UploadAccepted(images=refs)
+    return UploadOutcome(images=refs, failed=failed)
 
 
 def _refusal(refused: list[dict[str, Any]], total: int) -> ApiError:
@@ -163,7 +213,7 @@ def _store(buckets: Buckets, catalog: Catalog, filename: str, data: bytes, info:
         buckets.uploads.put(key, data, content_type=info.mime_type,
                             metadata={"filename": filename})
     except BaseException:
-        catalog.delete(image_id)
+        _forget(buckets, catalog, image_id, key)
         raise
     log.info(
         "upload stored",
@@ -177,20 +227,45 @@ def _store(buckets: Buckets, catalog: Catalog, filename: str, data: bytes, info:
     return ImageRef(id=image_id, status="queued", url=image_path(image_id), filename=filename)
 
 
-async def _wait_for_results(buckets: Buckets, refs: list[ImageRef], wait: float) -> bool:
-    """Fill in each ref's `result` as it lands; True when all landed within `wait`."""
+def _forget(buckets: Buckets, catalog: Catalog, image_id: str, key: str) -> None:
+    """Undo what a failed store may have left (the catalog entry, a partial object)."""
+    for undo in (lambda: catalog.delete(image_id), lambda: buckets.uploads.delete(key)):
+        try:
+            undo()
+        except Exception:
+            log.warning("cleanup after a failed store failed", exc_info=True,
+                        extra={"image_id": image_id})
+
+
+async def _wait_for_results(watch: StatusWatch, refs: list[ImageRef], wait: float) -> bool:
+    """Fill in each ref's `result` as it lands; True when all landed within `wait`. With
+    too many clients waiting already, the answer comes at once (the files are stored)."""
     deadline = time.monotonic() + wait
-    pending = list(refs)
-    while pending and time.monotonic() < deadline:
-        await anyio.sleep(LONG_POLL_TICK_S)
-        for ref in list(pending):
-            record = await run_in_threadpool(read_result, buckets, ref.id)
-            if record is not None:
-                ref.result = detail(ref.id, record.status, record, None)
-                ref.result.filename = ref.filename
-                ref.status = record.status
-                pending.remove(ref)
-    return not pending
+    try:
+        with watch.waiting([ref.id for ref in refs]):
+            for ref in refs:
+                found = await _terminal(watch, ref.id, ref.status, deadline)
+                if found is None:
+                    return False
+                # A copy: `found` is the watch's, shared with every client of this image.
+                ref.result = found.model_copy(update={"filename": ref.filename})
+                ref.status = found.status
+    except TooManyWaiting:
+        return False
+    return True
+
+
+async def _terminal(watch: StatusWatch, image_id: str, seen: str, deadline: float
+                    ) -> ImageDetail | None:
+    """The image once `done` or `failed`; None when it is not by `deadline`, or was deleted.
+    `seen`: its status as the caller knows it (not terminal)."""
+    while True:
+        if not await watch.change(image_id, seen, deadline - time.monotonic()):
+            return None
+        latest = watch.latest(image_id)
+        if latest is None or latest.status in TERMINAL:
+            return latest
+        seen = latest.status
 
 
 # --- status and results -----------------------------------------------------------------------
@@ -213,6 +288,7 @@ async def get_image(
     image_id: ImageIdPath,
     buckets: BucketsDep,
     catalog: CatalogDep,
+    watch: WatchDep,
     wait: Annotated[
         float,
         _wait_query("Long-poll: wait up to this many seconds for `done`/`failed` before "
@@ -221,24 +297,27 @@ async def get_image(
 ) -> ImageDetail:
     """`queued` → `processing` → `done` (with `detections`) or `failed` (with `error`).
 
-    Boxes are `xyxy` in pixels of the original image; `image` gives its size.
+    Boxes are `xyxy` in pixels of the original image; `image` gives its size. With `wait`,
+    the answer comes as soon as the result lands (503 when too many clients already wait).
     """
     current = await _lookup_or_404(buckets, catalog, image_id)
     if current.status in TERMINAL or wait <= 0:
         return current
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        # Only the result object ends the wait: one cheap read per tick, not the full status.
-        await anyio.sleep(LONG_POLL_TICK_S)
-        record = await run_in_threadpool(read_result, buckets, image_id)
-        if record is not None:
-            return detail(image_id, record.status, record, None)
-    return await _lookup_or_404(buckets, catalog, image_id)
+    with _waiting(watch, [image_id]):
+        found = await _terminal(watch, image_id, current.status, time.monotonic() + wait)
+    return found or await _lookup_or_404(buckets, catalog, image_id)
 
 
 async def _existing_image(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep
                           ) -> ImageDetail:
     return await _lookup_or_404(buckets, catalog, image_id)
+
+
+async def _stream_slot(image_id: ImageIdPath, watch: WatchDep) -> AsyncIterator[None]:
+    """A place among the waiting clients for the whole stream (503 before it starts when
+    there is none); given back when the stream ends or the client leaves."""
+    with _waiting(watch, [image_id]):
+        yield
 
 
 @router.get(
@@ -249,12 +328,13 @@ async def _existing_image(image_id: ImageIdPath, buckets: BucketsDep, catalog: C
 )
 async def image_events(
     image_id: ImageIdPath,
-    buckets: BucketsDep,
-    catalog: CatalogDep,
+    watch: WatchDep,
     first: Annotated[ImageDetail, Depends(_existing_image)],
+    _slot: Annotated[None, Depends(_stream_slot)],
 ) -> AsyncIterator[ServerSentEvent]:
     """One `status` event (data: the same JSON as GET /api/images/{id}) per change of
-    status; the stream ends after `done` or `failed`."""
+    status; the stream ends after `done` or `failed` (or when the image is deleted).
+    503 when too many clients already wait."""
     current: ImageDetail | None = first
     last: ImageStatus | None = None
     deadline = time.monotonic() + SSE_MAX_S
@@ -266,8 +346,8 @@ async def image_events(
             )
         if current.status in TERMINAL:
             return
-        await anyio.sleep(SSE_TICK_S)
-        current = await run_in_threadpool(lookup, buckets, catalog, image_id)
+        if await watch.change(image_id, last, deadline - time.monotonic()):
+            current = watch.latest(image_id)  # None: deleted, the stream ends
 
 
 @router.get(
@@ -305,9 +385,11 @@ def list_images(
     summary="Delete an image and everything derived from it",
     responses=IMAGE_ERRORS,
 )
-def remove_image(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep) -> Response:
+def remove_image(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep,
+                 renderer: RendererDep) -> Response:
     """Removes the upload, the prepared pixels, the result and the catalog record. Repeating
     it is harmless: the image is gone, so the answer is then 404."""
+    renderer.cache.drop_image(image_id)
     if not delete_image(buckets, catalog, image_id):
         raise image_not_found(image_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from PIL import Image
 
-from detectflow.drawing import draw_detections
-from detectflow.imaging import ImageError, decode_image, sniff_image
+from detectflow.imaging import ImageError, sniff_image
 from detectflow.pipeline.status import image_status
-from frontend.deps import BucketsDep, CatalogDep, ImageIdPath, ManifestDep, SettingsDep
+from detectflow.records import ResultRecord
+from frontend.annotated import RenderBusy, RenderKey, result_version
+from frontend.deps import (
+    BucketsDep,
+    CatalogDep,
+    ImageIdPath,
+    ManifestDep,
+    RendererDep,
+    SettingsDep,
+)
 from frontend.errors import IMAGE_ERRORS, ApiError, image_not_found
 from frontend.lookups import original_bytes
 from frontend.schemas import ErrorResponse
@@ -19,12 +28,25 @@ from frontend.schemas import ErrorResponse
 router = APIRouter(prefix="/api/images", tags=["images"])
 
 IMMUTABLE = "private, max-age=31536000, immutable"
+# The extension a served file gets for the type read from its bytes.
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif",
+              "TIFF": "tif"}
+RETRY_AFTER_S = 2
 
 
 def _content_disposition(filename: str, inline: bool) -> str:
     kind = "inline" if inline else "attachment"
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def named_for_type(filename: str, image_format: str) -> str:
+    """`filename` with an extension of the type its bytes have: `evil.html` holding a JPEG is
+    served as `evil.jpg`, so a browser that saves or opens it never treats it as a page."""
+    stem, dot, ext = filename.rpartition(".")
+    if dot and Image.registered_extensions().get(f".{ext.lower()}") == image_format:
+        return filename
+    return f"{stem if dot and stem else filename}.{EXTENSIONS.get(image_format, 'bin')}"
 
 
 @router.get(
@@ -43,7 +65,9 @@ def get_original(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep
         raise image_not_found(image_id)
     data, filename = found
     try:
-        media_type, inline = sniff_image(data, settings.image_limits).mime_type, True
+        info = sniff_image(data, settings.image_limits)
+        media_type, inline = info.mime_type, True
+        filename = named_for_type(filename, info.format)
     except ImageError:  # never serve unchecked bytes as something a browser would render
         media_type, inline = "application/octet-stream", False
     return Response(
@@ -64,20 +88,23 @@ def get_original(image_id: ImageIdPath, buckets: BucketsDep, catalog: CatalogDep
         **IMAGE_ERRORS,
         200: {"content": {"image/jpeg": {}}, "description": "JPEG with boxes and labels."},
         409: {"model": ErrorResponse, "description": "Not done yet, or processing failed."},
+        503: {"model": ErrorResponse, "description": "Busy drawing others: retry shortly."},
     },
 )
-def get_annotated(
+async def get_annotated(
     image_id: ImageIdPath,
     buckets: BucketsDep,
     catalog: CatalogDep,
-    settings: SettingsDep,
     manifest: ManifestDep,
+    renderer: RendererDep,
     min_score: Annotated[
         float, Query(ge=0, le=1, description="Draw only boxes with at least this score.")
     ] = 0.0,
 ) -> Response:
-    """Boxes drawn server-side with Pillow, for clients that cannot draw them."""
-    state, record = image_status(buckets, image_id)
+    """Boxes drawn server-side with Pillow, for clients that cannot draw them. The JPEG is at
+    most 2048 px on its longer side (DETECTFLOW_ANNOTATED_MAX_SIDE), the boxes scaled to
+    it; the boxes in GET /api/images/{id} stay in pixels of the original."""
+    state, record = await run_in_threadpool(image_status, buckets, image_id)
     if state == "not_found":
         raise image_not_found(image_id)
     if record is None:
@@ -85,20 +112,41 @@ def get_annotated(
     if record.status != "done":
         reason = record.error.message if record.error else "processing failed"
         raise ApiError(409, "failed", f"The image has no boxes: {reason}")
-    found = original_bytes(buckets, catalog, image_id)
-    if found is None:
-        raise image_not_found(image_id)
-    image = decode_image(found[0], settings.image_limits)
-    detections = [d for d in record.detections if d.score >= min_score]
-    drawn = draw_detections(image, detections, manifest.classes if manifest else None)
-    out = io.BytesIO()
-    drawn.save(out, format="JPEG", quality=90)
-    stem = found[1].rsplit(".", 1)[0]
+    classes = tuple(manifest.classes) if manifest else None
+    key = RenderKey(image_id, result_version(record), renderer.max_side, min_score, classes)
+    cached = renderer.cache.get(key)
+    if cached is None:
+        try:
+            async with renderer.slot():
+                # A request that waited for the slot may find the render of the one before.
+                cached = renderer.cache.get(key) or await _render(
+                    buckets, catalog, renderer, key, record, min_score)
+        except RenderBusy:
+            raise ApiError(503, "busy", "The server is drawing other images; ask again in "
+                           f"{RETRY_AFTER_S} s.",
+                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None
+    jpeg, filename = cached
+    stem = filename.rsplit(".", 1)[0]
     return Response(
-        out.getvalue(),
+        jpeg,
         media_type="image/jpeg",
         headers={
             "Content-Disposition": _content_disposition(f"{stem}-annotated.jpg", inline=True),
             "Cache-Control": "private, max-age=60",
         },
     )
+
+
+async def _render(buckets: BucketsDep, catalog: CatalogDep, renderer: RendererDep,
+                  key: RenderKey, record: ResultRecord, min_score: float) -> tuple[bytes, str]:
+    found = await run_in_threadpool(original_bytes, buckets, catalog, key.image_id)
+    if found is None:
+        raise image_not_found(key.image_id)
+    data, filename = found
+    detections = [d for d in record.detections if d.score >= min_score]
+    try:
+        jpeg = await run_in_threadpool(renderer.render, data, record, detections, key.classes)
+    except ImageError as err:  # stored bytes that no longer decode: say so, not a 500
+        raise ApiError(409, "failed", f"The image cannot be drawn: {err}") from err
+    renderer.cache.put(key, jpeg, filename)
+    return jpeg, filename
