@@ -344,14 +344,18 @@ def _ensure_model(
 
 
 def _serve(args: argparse.Namespace, backend: Backend) -> None:
-    import uvicorn
-
     from frontend.app import create_app
+    from frontend.config import FrontendSettings
+    from frontend.server import serve
 
-    app = create_app(backend.buckets, backend.catalog, backend.manifest)
+    settings = FrontendSettings()
+    # The bound address sets the host names the app answers to without an API key.
+    app = create_app(backend.buckets, backend.catalog, backend.manifest, settings,
+                     served_on=args.host)
     log.info("serving", extra={"url": f"http://{args.host}:{args.port}/",
                                "storage": backend.settings.storage,
                                "bus": backend.settings.bus,
                                "catalog": backend.settings.catalog_backend})
-    uvicorn.run(app, host=args.host, port=args.port,
-                log_level=os.environ.get("DETECTFLOW_UVICORN_LOG_LEVEL", "warning"))
+    # uvicorn with the settings' timeouts for slow and idle clients and a connection cap.
+    serve(app, args.host, args.port, settings,
+          log_level=os.environ.get("DETECTFLOW_UVICORN_LOG_LEVEL", "warning"))
