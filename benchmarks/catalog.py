@@ -519,8 +519,9 @@ def section(pages: list[PageRow], writes: dict[str, float], recon: dict[str, obj
         f"{writes['sqlite_ms']:.2f} ms; Firestore emulator {writes['firestore_ms']:.2f} ms "
         "(gRPC, one round trip; a real Firestore write is a network round trip of the same "
         "kind). An upload through the API costs three: `queued` (API), `processing` "
-        "(preprocess), `done`/`failed` (where the result is recorded). The pipeline "
-        "benchmark's figures above include them.",
+        "(preprocess), `done`/`failed` (where the result is recorded); what they cost inside "
+        "the pipeline is what `benchmarks/pipeline.py`'s runs with and without the catalog "
+        "measure.",
         "",
         f"**Reconcile** over {recon['uploads']:,} uploads in local folders of which "
         f"{recon['missing']:,} have no result (the real CLI, `detectflow reconcile "
