@@ -201,7 +201,10 @@ def _emulators_backend(args: argparse.Namespace) -> Iterator[Backend]:
         model_name=_bundle_name(bundle) or base.model_name, instances=args.instances,
         ports=ServicePorts(args.pubsub_port, args.storage_port, args.firestore_port,
                            args.functions_port),
-        data_dir=Path(base.data_dir) / "local-cloud")
+        data_dir=Path(base.data_dir) / "local-cloud",
+        # Kept (also after a crash, when nothing could clean up a temporary folder): the
+        # services' logs, appended run after run, and the functions' model cache.
+        log_dir=Path(base.data_dir) / "local-cloud" / "logs")
     try:
         stack = EmulatorStack(config).start()
     except EmulatorUnavailable as err:
