@@ -26,9 +26,10 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import anyio
 from PIL import Image
@@ -185,7 +186,7 @@ class AnnotatedRenderer:
                 release_freed_memory()
 
 
-def _glibc_malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _glibc_malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -195,7 +196,7 @@ def _glibc_malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-define
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return trim
+    return cast(Callable[[int], int], trim)
 
 
 _MALLOC_TRIM = _glibc_malloc_trim()
