@@ -86,7 +86,7 @@ class FrontendSettings(ServingSettings):
         default=512, ge=1,
         description="Long-poll and event-stream clients waiting at once; more get a 503.")
     status_check_seconds: float = Field(
-        default=0.05, gt=0, le=5,
+        default=0.025, gt=0, le=5,
         description="How often the status of the images clients wait on is read (once per "
         "image, however many clients wait on it).")
 

@@ -131,6 +131,7 @@ class StatusWatch:
                 if not image_ids:
                     self._thread = None  # a later client starts a new one
                     return
+            started = time.monotonic()
             for image_id in image_ids:
                 try:
                     detail = self.probe(image_id)
@@ -139,7 +140,9 @@ class StatusWatch:
                                 extra={"image_id": image_id})
                     continue
                 self._publish(image_id, detail)
-            time.sleep(self.tick_s)
+            # Rest at least as long as the pass took: with many images watched, reading them
+            # never takes more than half of this thread's time (and of the GIL).
+            time.sleep(max(self.tick_s, time.monotonic() - started))
 
     def _publish(self, image_id: str, detail: ImageDetail | None) -> None:
         with self._lock:
