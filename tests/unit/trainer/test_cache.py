@@ -106,7 +106,9 @@ def test_parallel_workers_give_the_same_result_as_one_process(
     with caplog.at_level(logging.INFO, logger="trainer.cache"):
         parallel = build_cache(items, INPUT, tmp_path / "parallel", workers=2, progress=False)
 
-    built = next(r for r in caplog.records if hasattr(r, "decoded_in_workers"))
+    # The last build record is the parallel one (the serial build may be captured too when
+    # an earlier test left the logger at INFO).
+    built = [r for r in caplog.records if hasattr(r, "decoded_in_workers")][-1]
     assert 0 < built.decoded_in_workers < len(items)  # both processes decoded images
     np.testing.assert_array_equal(parallel.images, serial.images)
     np.testing.assert_array_equal(parallel.all_boxes, serial.all_boxes)
