@@ -85,7 +85,9 @@ class EmulatorStack:
         self.config = config or EmulatorConfig()
         cfg = self.config
         self._owns_log_dir = cfg.log_dir is None
-        self.log_dir = cfg.log_dir or Path(tempfile.mkdtemp(prefix="detectflow-emulators-"))
+        # Absolute: the functions run with their own folder as working directory.
+        self.log_dir = (cfg.log_dir or Path(tempfile.mkdtemp(prefix="detectflow-emulators-"))
+                        ).absolute()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.function_ports = {spec.name: cfg.ports.function(index)
                                for index, spec in enumerate(cfg.topology.functions)}
