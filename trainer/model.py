@@ -1,4 +1,5 @@
-"""The detector network: a small MobileNetV2-style backbone, an FPN-lite neck down to the output
+"""The detector network: a small MobileNetV2-style backbone (fused blocks at strides 4 and 8,
+as in EfficientNetV2), an FPN-lite neck down to the output
 stride (4 or 8), and an anchor-free CenterNet/TTFNet head (class heatmap + distances to the box
 edges). Stride 4 keeps objects of ~10 px apart; stride 8 halves the neck and head work for
 data whose objects are all large (trainer/plan.py chooses).
@@ -30,6 +31,12 @@ BACKBONE = {
     "c4": [(64, 2, 4), (64, 1, 4), (64, 1, 4)],  # stride 16
     "c5": [(96, 2, 4), (96, 1, 4)],  # stride 32
 }
+# Levels built of fused blocks (one 3x3 conv instead of 1x1 expand + depthwise 3x3 + 1x1
+# project; their expansion is not used). Depthwise convolutions at high resolution are the
+# slowest part of a training step on CPU (their gradient kernels): on 2 cores, batch 16 at
+# 320x288, fusing c2 and c3 cut a step from 1.86 s to 0.63 s and inference from 0.48 s to 0.30 s,
+# with about as many multiply-adds and 2 % more parameters (EfficientNetV2 did the same).
+FUSED_LEVELS = ("c2", "c3")
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,13 @@ class _Builder:
             h = self.layers.Add(name=f"{name}_add")([x, h])
         return h
 
+    def fused_residual(self, x: Any, out: int, stride: int, name: str) -> Any:
+        """3x3 conv + BN + ReLU6, with a residual connection where the shapes allow."""
+        h = self.conv_bn_relu(x, out, 3, stride, f"{name}_fused")
+        if stride == 1 and int(x.shape[-1]) == out:
+            h = self.layers.Add(name=f"{name}_add")([x, h])
+        return h
+
     def separable(self, x: Any, filters: int, name: str) -> Any:
         """Depthwise 3x3 + pointwise 1x1, both BN + ReLU6."""
         x = self.dw_bn_relu(x, 1, name)
@@ -116,7 +130,11 @@ def build_detector(
     features: dict[str, Any] = {}
     for level, blocks in BACKBONE.items():
         for i, (out, stride, expand) in enumerate(blocks):
-            x = b.inverted_residual(x, _ch(out, config.width), stride, expand, f"{level}_b{i}")
+            if level in FUSED_LEVELS:
+                x = b.fused_residual(x, _ch(out, config.width), stride, f"{level}_b{i}")
+            else:
+                x = b.inverted_residual(x, _ch(out, config.width), stride, expand,
+                                        f"{level}_b{i}")
         features[level] = x
 
     neck = _ch(config.neck_channels, config.width)
