@@ -143,7 +143,10 @@ def runs_section(rows: list[str]) -> str:
         "test split scored on the run's best float weights (EMA, chosen on validation) with "
         "Keras, so runs that were never exported compare too. The runs shared the machine's "
         "two cores with other work, so minutes buy different numbers of steps: compare rows "
-        f"by epochs and steps. {machine_line()}",
+        "by epochs and steps. Runs named `r-*` and `b-*` are the recipe experiments, made "
+        "before the backbone's stride-4 and stride-8 blocks were fused (trainer/model.py "
+        "FUSED_LEVELS: a step then took about 3x as long on CPU); the others use the network "
+        f"as it is now. {machine_line()}",
         "",
         "| run | data | input | stride | width | samples | epochs | steps | min | "
         "val mAP@0.5 / @.5:.95 | test mAP@0.5 / @.5:.95 | test AP75 |",

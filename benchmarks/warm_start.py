@@ -82,7 +82,9 @@ def main() -> None:
         f"BCCD, the plan's default recipe, {args.minutes:g} minutes per run: a model trained on "
         "half of trainval, then all of trainval from that model (`--init-from`) or from "
         "scratch. Validation is carved from each run's training images; test = the test "
-        f"split on the best float weights. {machine_line()}",
+        "split on the best float weights. Minutes are the budget each run is given, so "
+        "the runs compare at equal wall time; on a shared or noisy machine they buy different "
+        f"numbers of epochs (the epochs column says how many). {machine_line()}",
         "",
         "| run | trainval images | epochs | min | val mAP@0.5 / @.5:.95 | "
         "test mAP@0.5 / @.5:.95 |",
