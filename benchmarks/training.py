@@ -101,12 +101,15 @@ def run_row(run: Path) -> str:
     samples = (f"crops {aug['crop']}" if aug["crop"] else
                f"whole, mosaic {aug['mosaic']:.0%}, mixup {aug['mixup']:.0%}")
     flips = "+vflip" * aug["flip_vertical"] + "+rot90" * aug["rotate90"]
-    per_epoch = max(1, _read(run, "data.json")["train_images"] // config["batch_size"])
+    # data.json is written when a run finishes; a run stopped by hand has none.
+    steps = (str(state["epochs_done"] * max(1, _read(run, "data.json")["train_images"]
+                                            // config["batch_size"]))
+             if (run / "data.json").is_file() else "")
     return (
         f"| `{run.name}` | {Path(config['data']).name} | {config['input_width']}x"
         f"{config['input_height']} | {config.get('stride', 4)} | {config['width']} | "
         f"{samples}{flips} | {state['epochs_done']} (best {state['best_epoch']}) | "
-        f"{state['epochs_done'] * per_epoch} | {state['minutes']:.1f} | "
+        f"{steps} | {state['minutes']:.1f} | "
         f"{state['best_metrics']['map50']:.3f} / {state['best_metrics']['map50_95']:.3f} | "
         f"{test['map50']:.3f} / "
         f"{test['map50_95']:.3f} | {test['map75']:.3f} |"
