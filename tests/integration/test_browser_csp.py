@@ -10,21 +10,15 @@ local folders (no pipeline: these pages need none).
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from support.serving import serving_app
 
-from detectflow.catalog.sqlite import SqliteCatalog
-from detectflow.launcher.testing import free_port
-from detectflow.storage import Buckets
-from frontend import FrontendSettings, create_app
-from frontend.server import uvicorn_config
+from frontend import FrontendSettings
 
 pytestmark = pytest.mark.browser
 
@@ -42,23 +36,8 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("csp")
-    settings = FrontendSettings()
-    catalog = SqliteCatalog(tmp / "catalog.sqlite3")
-    app = create_app(Buckets.local(tmp / "buckets"), catalog, lambda: None, settings,
-                     served_on="127.0.0.1")
-    port = free_port()
-    uv = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, settings))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(15)
-    catalog.close()
+    with serving_app(tmp_path_factory.mktemp("csp"), FrontendSettings()) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

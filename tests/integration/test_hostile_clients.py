@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
+from support.serving import serving_app
 
 from detectflow import layout
-from detectflow.catalog.sqlite import SqliteCatalog
 from detectflow.launcher.processes import EmulatorUnavailable
 from detectflow.launcher.testing import free_port, start_detectflow_up
-from detectflow.storage import Buckets
-from frontend import FrontendSettings, create_app
-from frontend.server import uvicorn_config
+from frontend import FrontendSettings
 
 # Longer than any timeout configured below: a connection still open after it never closes.
 GIVE_UP_S = 15.0
@@ -45,26 +41,9 @@ UP_MAX_CONNECTIONS = 6
 
 @contextmanager
 def serving(tmp_path: Path, **settings: Any) -> Iterator[int]:
-    """The app over local folders under uvicorn (frontend.server's protocol and limits) on a
-    free port, in a thread of this process."""
-    buckets = Buckets.local(tmp_path / "buckets")
-    catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
-    config = FrontendSettings(**settings)
-    app = create_app(buckets, catalog, lambda: None, config, served_on="127.0.0.1")
-    port = free_port()
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, config))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    """The app as `detectflow up` serves it, with these settings, on a free port."""
+    with serving_app(tmp_path, FrontendSettings(**settings)) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        catalog.close()
 
 
 def connect(port: int) -> socket.socket:
