@@ -8,7 +8,6 @@ text file with HTML in its name and see the error (as text). Screenshots go to t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.browser import launched_chromium
 from support.paths import REPO_ROOT
 
 from detectflow.launcher.processes import EmulatorUnavailable
@@ -24,27 +24,8 @@ from detectflow.launcher.testing import free_port, start_detectflow_up
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SAMPLE = "BloodImage_00031.jpg"  # 24 annotated cells: RBC, WBC and platelets
 RESULT_TIMEOUT_MS = 60_000
-
-
-def _chromium_or_skip() -> str:
-    if Path(CHROMIUM).is_file():
-        return CHROMIUM
-    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @contextmanager
@@ -72,13 +53,8 @@ def server(bccd_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launched_chromium() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture
