@@ -4,6 +4,9 @@ Keras' built-in optimizer EMA has a fixed momentum: early in a short CPU run it 
 holds the random initial weights. Here the decay ramps up as (1 + t) / (10 + t) until it
 reaches `momentum` (the rule of tf.train.ExponentialMovingAverage with num_updates), so the
 average is useful from the first evaluation. All weights are averaged, BN statistics included.
+
+The update is one compiled function that captures the variables (no arguments): passing the
+~200 weight tensors into a tf.function on every step cost ~90 ms of a ~620 ms CPU step.
 """
 
 from __future__ import annotations
@@ -23,22 +26,28 @@ class ModelEMA(keras.callbacks.Callback):
         self.shadow: list[tf.Variable] = []
         self.updates = tf.Variable(0.0, trainable=False, dtype=tf.float32)
 
+        self._update: Any = None
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if not self.shadow:
             self.shadow = [
                 tf.Variable(tf.cast(w.value, tf.float32), trainable=False)
                 for w in self.model.weights
             ]
+        pairs = [(shadow, weight.value) for shadow, weight in
+                 zip(self.shadow, self.model.weights, strict=True)]
+
+        @tf.function
+        def update() -> None:
+            self.updates.assign_add(1.0)
+            decay = tf.minimum(self.momentum, (1.0 + self.updates) / (10.0 + self.updates))
+            for shadow, weight in pairs:
+                shadow.assign(decay * shadow + (1.0 - decay) * tf.cast(weight, tf.float32))
+
+        self._update = update
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._update([w.value for w in self.model.weights])
-
-    @tf.function
-    def _update(self, weights: list[Any]) -> None:
-        self.updates.assign_add(1.0)
-        decay = tf.minimum(self.momentum, (1.0 + self.updates) / (10.0 + self.updates))
-        for shadow, weight in zip(self.shadow, weights, strict=True):
-            shadow.assign(decay * shadow + (1.0 - decay) * tf.cast(weight, tf.float32))
+        self._update()
 
     def swapped_in(self) -> _Swap:
         """`with ema.swapped_in(): ...` evaluates/saves the averaged weights."""

@@ -3,6 +3,10 @@
 With a time budget (`--max-minutes`), progress is whichever is further along, steps or
 minutes, so the cosine anneals fully by the end of the budget instead of being cut off at a
 high learning rate (as Ultralytics' `time=` argument does by re-planning epochs).
+
+Steps are counted here, in Python: reading the optimizer's step counter before every batch
+waits for the previous step to finish, and that wait (plus a stall of the input pipeline)
+cost ~130 ms of a ~620 ms CPU step (runs/ measurements in docs/benchmarks.md, "Training step").
 """
 
 from __future__ import annotations
@@ -40,9 +44,13 @@ class CosineSchedule(keras.callbacks.Callback):
         self.warmup = min(0.5, warmup_steps / self.total_steps)
         self.minutes_elapsed = minutes_elapsed
         self.budget = budget_minutes
+        self.steps = 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.steps = int(self.model.optimizer.iterations.numpy())  # > 0 on --resume
 
     def progress(self) -> float:
-        by_steps = int(self.model.optimizer.iterations.numpy()) / self.total_steps
+        by_steps = self.steps / self.total_steps
         if self.budget:
             return max(by_steps, self.minutes_elapsed() / self.budget)
         return by_steps
@@ -50,6 +58,7 @@ class CosineSchedule(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         lr = cosine_with_warmup(min(1.0, self.progress()), self.warmup, self.peak)
         self.model.optimizer.learning_rate.assign(lr)
+        self.steps += 1
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:

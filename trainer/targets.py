@@ -17,16 +17,26 @@ REGRESSION_BETA = 0.54  # region of cells that regress the box (same rule, its o
 LTRB_TARGET_CHANNELS = 5  # left, top, right, bottom (units of ltrb_unit_px) + weight
 
 
-def _gaussian(
+GAUSSIAN_CUTOFF = 1e-4  # values below this are 0: a Gaussian reaches it at 4.29 sigma
+CUTOFF_SIGMAS = float(np.sqrt(-2.0 * np.log(GAUSSIAN_CUTOFF)))
+
+
+def _gaussian_window(
     height: int, width: int, center: tuple[int, int], sigma: tuple[float, float]
-) -> npt.NDArray[np.float32]:
+) -> tuple[tuple[slice, slice], npt.NDArray[np.float32]]:
+    """A Gaussian peaked (= 1) at `center` (row, col), computed only over the window of the
+    (height, width) grid where it is >= GAUSSIAN_CUTOFF: (the window's slices, its values)."""
     cy, cx = center
-    ys = np.arange(height, dtype=np.float32)[:, None] - cy
-    xs = np.arange(width, dtype=np.float32)[None, :] - cx
     sy, sx = max(sigma[0], 1e-3), max(sigma[1], 1e-3)
+    ry, rx = int(np.ceil(CUTOFF_SIGMAS * sy)), int(np.ceil(CUTOFF_SIGMAS * sx))
+    y0, y1 = max(0, cy - ry), min(height, cy + ry + 1)
+    x0, x1 = max(0, cx - rx), min(width, cx + rx + 1)
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None] - cy
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :] - cx
     g = np.exp(-(xs**2) / (2 * sx**2) - (ys**2) / (2 * sy**2)).astype(np.float32)
-    g[g < 1e-4] = 0.0
-    return g
+    g[g < GAUSSIAN_CUTOFF] = 0.0
+    g[cy - y0, cx - x0] = 1.0
+    return (slice(y0, y1), slice(x0, x1)), g
 
 
 def make_targets(
@@ -54,19 +64,18 @@ def make_targets(
         cx = min(int((x0 + x1) / 2 / stride), out_w - 1)
         cy = min(int((y0 + y1) / 2 / stride), out_h - 1)
         sigma = (GAUSSIAN_ALPHA * h_cells / 6, GAUSSIAN_ALPHA * w_cells / 6)
-        g = _gaussian(out_h, out_w, (cy, cx), sigma)
-        g[cy, cx] = 1.0
+        window, g = _gaussian_window(out_h, out_w, (cy, cx), sigma)
         c = int(class_ids[i])
-        heatmap[..., c] = np.maximum(heatmap[..., c], g)
+        heatmap[(*window, c)] = np.maximum(heatmap[(*window, c)], g)
 
         reg_sigma = (REGRESSION_BETA * h_cells / 6, REGRESSION_BETA * w_cells / 6)
-        region = _gaussian(out_h, out_w, (cy, cx), reg_sigma)
-        region[cy, cx] = 1.0
+        window, region = _gaussian_window(out_h, out_w, (cy, cx), reg_sigma)
         mask = region > 0
         # Weight: normalized within the object, times log(area) so large boxes are not drowned
         # by the many cells of small ones, nor small ones by large ones (TTFNet).
         weight = region[mask] / region[mask].sum() * np.log(max(float(areas[i]), 2.0))
         ys, xs = np.nonzero(mask)
+        ys, xs = ys + window[0].start, xs + window[1].start
         cx_px, cy_px = centres_x[xs], centres_y[ys]
         edges = np.stack([cx_px - x0, cy_px - y0, x1 - cx_px, y1 - cy_px], axis=-1)
         # A cell centre just outside a thin box would get a negative distance: clamp to 0.
