@@ -64,8 +64,11 @@ def fitness(map50: float, map50_95: float) -> float:
     return 0.1 * map50 + 0.9 * map50_95
 
 
+BOX_VOTE_RADIUS = 1  # decode each peak's box from its 3x3 cells (detectflow.model.decode)
+
+
 def decoding_spec(stride: int) -> Decoding:
-    return Decoding(stride=stride, ltrb_unit_px=LTRB_UNIT_PX)
+    return Decoding(stride=stride, ltrb_unit_px=LTRB_UNIT_PX, box_vote_radius=BOX_VOTE_RADIUS)
 
 
 def predict_split(

@@ -46,6 +46,32 @@ def ltrb_to_boxes(
     return np.concatenate([centers - dist[..., :2], centers + dist[..., 2:]], axis=-1)
 
 
+def voted_boxes(
+    boxes: npt.NDArray[np.float32],
+    heatmap: npt.NDArray[np.float32],
+    peaks: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    radius: int,
+) -> npt.NDArray[np.float32]:
+    """Each peak's box as the mean of the boxes its neighbours predict, weighted by their
+    heatmap score for the peak's class: the (2 radius + 1)^2 cells around it (inside the map).
+
+    Every cell near an object's centre was trained to regress the whole box (TTFNet), so the
+    neighbours are extra votes on the same box; averaging them cuts the peak cell's own error
+    (measured on validation splits: docs/benchmarks.md, "Box voting").
+    """
+    ys, xs, cls = peaks
+    height, width = heatmap.shape[:2]
+    steps = np.arange(-radius, radius + 1)
+    rows = ys[:, None, None] + steps[None, :, None]  # (N, k, 1)
+    cols = xs[:, None, None] + steps[None, None, :]  # (N, 1, k)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    rows, cols = np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)
+    weights = heatmap[rows, cols, cls[:, None, None]] * inside  # (N, k, k)
+    votes = boxes[rows, cols]  # (N, k, k, 4)
+    total = (votes * weights[..., None]).sum(axis=(1, 2))
+    return (total / np.maximum(weights.sum(axis=(1, 2)), 1e-12)[:, None]).astype(np.float32)
+
+
 def decode_centernet(
     heatmap: npt.NDArray[np.float32],
     ltrb: npt.NDArray[np.float32],
@@ -60,7 +86,11 @@ def decode_centernet(
     if scores.size > spec.max_detections * 4:  # cap NMS work on noisy maps
         top = np.argpartition(-scores, spec.max_detections * 4)[: spec.max_detections * 4]
         ys, xs, cls, scores = ys[top], xs[top], cls[top], scores[top]
-    boxes = ltrb_to_boxes(ltrb, spec.stride, spec.ltrb_unit_px)[ys, xs]
+    box_map = ltrb_to_boxes(ltrb, spec.stride, spec.ltrb_unit_px)
+    if spec.box_vote_radius > 0 and ys.size:
+        boxes = voted_boxes(box_map, heatmap, (ys, xs, cls), spec.box_vote_radius)
+    else:
+        boxes = box_map[ys, xs]
     class_ids = cls.astype(np.int64)
     keep = batched_nms(boxes, scores, class_ids, spec.nms_iou)[: spec.max_detections]
     return RawDetections(boxes[keep], scores[keep], class_ids[keep])

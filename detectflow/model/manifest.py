@@ -41,6 +41,12 @@ class Decoding(BaseModel):
     heatmap_output: int = Field(default=0, description="index into the output details")
     ltrb_output: int = Field(default=1, description="index into the output details")
     score_threshold: float = 0.3
+    box_vote_radius: int = Field(
+        default=0, ge=0, le=3,
+        description="cells on each side of a peak whose boxes are averaged into its box, "
+        "weighted by their heatmap score (0: the peak cell's box alone, as bundles made "
+        "before it existed)",
+    )
     nms_iou: float = 0.6
     max_detections: int = 100
 

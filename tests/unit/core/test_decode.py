@@ -26,6 +26,23 @@ def test_decode_centernet_turns_peaks_and_edges_into_boxes() -> None:
     assert len(decode_centernet(heatmap, ltrb, spec, score_threshold=0.1).scores) == 2
 
 
+def test_box_voting_averages_the_boxes_around_a_peak_by_their_scores() -> None:
+    heatmap = np.zeros((8, 8, 1), np.float32)
+    ltrb = np.zeros((8, 8, 4), np.float32)
+    heatmap[0, 0, 0], heatmap[0, 1, 0] = 0.9, 0.45  # a peak in the corner and its shoulder
+    ltrb[0, 0] = (1, 1, 1, 1)  # cell centre (2, 2): box (-14, -14, 18, 18)
+    ltrb[0, 1] = (2, 1, 1, 1)  # cell centre (6, 2): box (-26, -14, 22, 18)
+    ltrb[1:, :] = 50.0  # far-off boxes on cells scored 0 get no vote
+
+    alone = decode_centernet(heatmap, ltrb, Decoding(stride=4, box_vote_radius=0))
+    voted = decode_centernet(heatmap, ltrb, Decoding(stride=4, box_vote_radius=1))
+
+    np.testing.assert_allclose(alone.boxes_xyxy, [[-14, -14, 18, 18]])
+    # (0.9 * box0 + 0.45 * box1) / 1.35: only x_min and x_max differ
+    np.testing.assert_allclose(voted.boxes_xyxy, [[-18, -14, 58 / 3, 18]], rtol=1e-5)
+    np.testing.assert_allclose(voted.scores, [0.9])  # the score stays the peak's
+
+
 def test_decode_centernet_caps_detections() -> None:
     spec = Decoding(max_detections=5, score_threshold=0.1)
     heatmap = np.zeros((20, 20, 1), np.float32)
